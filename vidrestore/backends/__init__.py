@@ -1,0 +1,1 @@
+"""Restore backends: one protocol (:class:`RestoreBackend`), one module per implementation."""

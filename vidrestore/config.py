@@ -1,0 +1,132 @@
+"""Frozen, keyword-only option dataclasses: one per stage, and RestoreConfig holding them all.
+
+Validation lives in ``__post_init__`` and raises :class:`ConfigError` with the option's CLI name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import ConfigError
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "fp16", "bf16"]
+BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"]
+RestorerName = Literal["gfpgan", "identity"]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeConfig:
+    max_corrupt_packets: int = 1000  # give up (InputError) after this many undecodable packets
+    threads: int = 0                 # FFmpeg decoder threads, 0 = FFmpeg's choice
+
+    def __post_init__(self) -> None:
+        _check(self.max_corrupt_packets >= 0, "max_corrupt_packets must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectConfig:
+    score_threshold: float = 0.8     # keep detections with at least this confidence
+    nms_threshold: float = 0.4
+    max_side: int = 960              # frames are resized so the long side is at most this
+    batch: int = 4                   # frames per detector call
+    every: int = 1                   # detect on every k-th frame, propagate in between
+    threads: int = 0                 # onnxruntime intra-op threads, 0 = default
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.score_threshold < 1.0, "--det-threshold must be in (0, 1)")
+        _check(self.max_side >= 64, "detector max_side must be >= 64")
+        _check(self.every >= 1, "--detect-every must be >= 1")
+        _check(self.batch >= 1, "detector batch must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackConfig:
+    max_misses: int = 10             # frames a track survives without a matching detection
+    iou_threshold: float = 0.3       # minimum IoU for an association
+    max_landmark_distance: float = 0.5  # max mean landmark distance, in units of face size
+
+    def __post_init__(self) -> None:
+        _check(self.max_misses >= 0, "--max-misses must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmoothConfig:
+    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more
+    lookahead: int = 4               # frames of look-ahead (output delay) for the smoother
+
+    def __post_init__(self) -> None:
+        _check(self.strength >= 0.0, "--smoothing must be >= 0")
+        _check(self.lookahead >= 0, "smoothing lookahead must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlignConfig:
+    crop_size: int = 512
+    min_face: int = 32               # faces whose box long side is smaller are left alone (pixels)
+
+    def __post_init__(self) -> None:
+        _check(self.crop_size in (128, 256, 512, 1024), "crop_size must be 128/256/512/1024")
+        _check(self.min_face >= 0, "--min-face must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasteConfig:
+    strength: float = 1.0            # blend of restored (1) and original (0) crop
+    feather: float = 0.05            # mask feather width as a fraction of the crop side
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.strength <= 1.0, "--strength must be in [0, 1]")
+        _check(0.0 <= self.feather <= 0.5, "feather must be in [0, 0.5]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeConfig:
+    codec: str = "libx264"
+    crf: float | None = 18.0
+    preset: str | None = "medium"
+    pix_fmt: str | None = None       # None = chosen from codec and source
+    threads: int = 0
+    copy_audio: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.crf is None or 0 <= self.crf <= 63, "--crf must be in [0, 63]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    weights: str = "GFPGANv1.4"      # a known release name or a path to a .pth
+    backend: BackendName = "auto"
+    device: Device = "auto"
+    precision: Precision = "fp32"
+    batch: int = 4                   # faces per network call
+    restorer: RestorerName = "gfpgan"
+    threads: int = 0                 # torch/onnxruntime intra-op threads, 0 = default
+    kernels: Literal["auto", "cupy", "torch"] = "auto"
+    cache_dir: Path | None = None    # engines, ONNX files; default under $VIDRESTORE_HOME
+
+    def __post_init__(self) -> None:
+        _check(self.batch >= 1, "--batch must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreConfig:
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    paste: PasteConfig = field(default_factory=PasteConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    overwrite: bool = False
+    queue_size: int = 8              # frames buffered between pipeline threads
+
+    def __post_init__(self) -> None:
+        _check(self.queue_size >= 1, "queue_size must be >= 1")
