@@ -1,0 +1,207 @@
+"""Command line: argument parsing, progress display, exit codes. The only module that exits.
+
+    vidrestore INPUT -o OUTPUT [options]          restore a video (or a still image)
+    vidrestore weights download [NAME] | list     manage the released GFP-GAN weights
+    vidrestore engines build --weights ...        prebuild a TensorRT engine
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import VidRestoreError
+
+SUBCOMMANDS = ("weights", "engines")
+
+
+def _restore_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vidrestore",
+        description="Restore every face in a video with GFP-GAN, keeping length, timestamps, "
+                    "rotation and audio. Sub-commands: 'vidrestore weights --help', "
+                    "'vidrestore engines --help'.")
+    p.add_argument("input", type=Path, help="input video or image")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output video or image")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    m = p.add_argument_group("model")
+    m.add_argument("--weights", default="GFPGANv1.4",
+                   help="release name (GFPGANv1.3, GFPGANv1.4; downloaded on first use) or a .pth path")
+    m.add_argument("--restorer", choices=["gfpgan", "identity"], default="gfpgan",
+                   help="identity: run everything except the network (inspect alignment and paste)")
+    m.add_argument("--backend", default="auto",
+                   choices=["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"])
+    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    m.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="fp16 on CUDA; bf16 on CPUs with AVX-512 BF16/AMX (never chosen silently)")
+    m.add_argument("--batch", type=int, default=4, help="faces per network call")
+    m.add_argument("--threads", type=int, default=0, help="CPU threads for the network (0 = all)")
+    m.add_argument("--kernels", default="auto", choices=["auto", "cupy", "torch"],
+                   help="custom CUDA kernels (CuPy) or plain torch ops on the GPU")
+    f = p.add_argument_group("faces")
+    f.add_argument("--strength", type=float, default=1.0, help="blend of restored (1) and original (0)")
+    f.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength, 0 = off")
+    f.add_argument("--min-face", type=int, default=32, help="leave faces smaller than this (pixels)")
+    f.add_argument("--detect-every", type=int, default=1, help="detect on every k-th frame")
+    f.add_argument("--det-threshold", type=float, default=0.8, help="detector score threshold")
+    f.add_argument("--max-misses", type=int, default=10, help="frames a track survives unseen")
+    e = p.add_argument_group("encoding")
+    e.add_argument("--codec", default="libx264", help="video encoder (libx264, libx265, ffv1, ...)")
+    e.add_argument("--crf", type=float, default=18.0, help="quality for x264/x265 (0 = lossless)")
+    e.add_argument("--preset", default="medium", help="encoder preset")
+    o = p.add_argument_group("output")
+    o.add_argument("--report", type=Path, help="write the run report as JSON")
+    o.add_argument("--progress", action="store_true", help="show progress even when not a terminal")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    o.add_argument("--verbose", action="store_true", help="tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"vidrestore {__version__}")
+    return p
+
+
+def _sub_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vidrestore")
+    p.add_argument("--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("weights", help="download or list GFP-GAN release weights")
+    wsub = w.add_subparsers(dest="action", required=True)
+    d = wsub.add_parser("download", help="fetch a release into the cache ($VIDRESTORE_HOME)")
+    d.add_argument("name", nargs="?", default="GFPGANv1.4")
+    d.add_argument("--force", action="store_true", help="download again even if cached")
+    wsub.add_parser("list", help="show known releases and what is cached")
+    g = sub.add_parser("engines", help="TensorRT engines")
+    gsub = g.add_subparsers(dest="action", required=True)
+    b = gsub.add_parser("build", help="build (or reuse) a TensorRT engine in the engine cache")
+    b.add_argument("--weights", default="GFPGANv1.4")
+    b.add_argument("--precision", default="fp16", choices=["fp16", "fp32"])
+    b.add_argument("--min-batch", type=int, default=1)
+    b.add_argument("--opt-batch", type=int, default=8)
+    b.add_argument("--max-batch", type=int, default=32)
+    b.add_argument("--workspace-gib", type=float, default=4.0)
+    return p
+
+
+def _config_from(args: argparse.Namespace):
+    from .config import (AlignConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
+                         RestoreConfig, SmoothConfig, TrackConfig)
+    return RestoreConfig(
+        detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold),
+        track=TrackConfig(max_misses=args.max_misses),
+        smooth=SmoothConfig(strength=args.smoothing),
+        align=AlignConfig(min_face=args.min_face),
+        paste=PasteConfig(strength=args.strength),
+        encode=EncodeConfig(codec=args.codec, crf=args.crf, preset=args.preset),
+        model=ModelConfig(weights=args.weights, backend=args.backend, device=args.device,
+                          precision=args.precision, batch=args.batch, restorer=args.restorer,
+                          threads=args.threads, kernels=args.kernels),
+        overwrite=args.overwrite)
+
+
+class _ProgressLine:
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        total = f"/{p.frames_total}" if p.frames_total else ""
+        pct = f" {100 * p.frames_done / p.frames_total:3.0f}%" if p.frames_total else ""
+        eta = f" ETA {_hms(p.eta_s)}" if p.eta_s is not None else ""
+        self.stream.write(f"\r{p.frames_done}{total} frames{pct}  {p.fps:.2f} fps{eta}   ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.last:
+            self.stream.write("\n")
+
+
+def _hms(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    from .pipeline import restore_video
+    config = _config_from(args)
+    show = not args.quiet and (args.progress or sys.stderr.isatty())
+    bar = _ProgressLine(sys.stderr) if show else None
+    try:
+        report = restore_video(args.input, args.output, config, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if args.report:
+        report.write_json(args.report)
+    if not args.quiet:
+        for line in report.summary_lines():
+            print(line, file=sys.stderr)
+    return 0
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from .models.weights import KNOWN_WEIGHTS, download_weights, list_cached
+    if args.action == "download":
+        def show(done: int, total: int | None) -> None:
+            if sys.stderr.isatty():
+                tot = f"/{total / 1e6:.0f}" if total else ""
+                sys.stderr.write(f"\r{done / 1e6:.0f}{tot} MB")
+        path = download_weights(args.name, force=args.force, progress=show)
+        print(path)
+        return 0
+    cached = {name: (path, size) for name, path, size in list_cached()}
+    for name, spec in KNOWN_WEIGHTS.items():
+        where = f"{cached[name][0]} ({cached[name][1] / 1e6:.1f} MB)" if name in cached \
+            else f"not cached ({spec.url})"
+        print(f"{name:12s} {where}")
+    for name, (path, size) in cached.items():
+        if name not in KNOWN_WEIGHTS:
+            print(f"{name:12s} {path} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def _run_engines(args: argparse.Namespace) -> int:
+    from engines.build_trt import build_engine
+    path = build_engine(args.weights, precision=args.precision, min_batch=args.min_batch,
+                        opt_batch=args.opt_batch, max_batch=args.max_batch,
+                        workspace_gib=args.workspace_gib)
+    print(path)
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse and run; returns the exit code (raises nothing but SystemExit from argparse)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    is_sub = bool(argv) and argv[0] in SUBCOMMANDS
+    args = (_sub_parser() if is_sub else _restore_parser()).parse_args(argv)
+    try:
+        if not is_sub:
+            return _run_restore(args)
+        return _run_weights(args) if args.command == "weights" else _run_engines(args)
+    except VidRestoreError as err:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"vidrestore: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("vidrestore: interrupted; no output written", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: say so plainly, keep the traceback for --verbose
+        if args.verbose:
+            traceback.print_exc()
+        print(f"vidrestore: internal error: {type(err).__name__}: {err} (rerun with --verbose)",
+              file=sys.stderr)
+        return 70
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

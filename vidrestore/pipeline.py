@@ -1,0 +1,420 @@
+"""The only module that knows the stage order.
+
+decode -> detect (batched, every k-th frame) -> track -> smooth (look-ahead) -> align/warp
+       -> restore (faces of several frames in one batch) -> paste -> encode
+
+Four threads joined by bounded queues (decode | analyse | restore | paste+encode in the caller's
+thread), so decoding and encoding overlap the network and memory does not grow with video length.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .backends.base import RestoreBackend
+from .config import RestoreConfig
+from .faces.align import alignments_for, crops_to_tensor, tensor_to_crops, warp_crops
+from .faces.detect import FaceDetector, RetinaFaceDetector
+from .faces.paste import paste_faces
+from .faces.smooth import LandmarkSmoother
+from .faces.track import Tracker
+from .report import BackendInfo, Report, merge_warnings
+from .types import Alignment, Frame, TrackSummary
+
+
+@dataclass(frozen=True)
+class Progress:
+    frames_done: int
+    frames_total: int | None      # an estimate from the container; None if unknown
+    elapsed_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.frames_total or self.fps <= 0:
+            return None
+        return max(self.frames_total - self.frames_done, 0) / self.fps
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One frame on its way from analysis to paste."""
+    frame: Frame
+    alignments: tuple[Alignment, ...]
+    crops: np.ndarray | None          # (K,S,S,3) uint8 aligned input crops, None without faces
+    restored: np.ndarray | None = None  # (K,S,S,3) uint8 restored crops
+    detected: int = 0                 # faces found (before the min-face filter)
+
+
+class _Clock:
+    """Busy seconds per stage; each stage is timed only while it works, not while it waits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+    def timed(self, stage: str):
+        clock = self
+
+        class _T:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.add(stage, time.perf_counter() - self.t0)
+        return _T()
+
+
+class _Analyser:
+    """detect -> track -> smooth -> align, frame by frame in order, with bounded buffering.
+
+    Frames are collected into chunks of ``detect.batch * detect.every`` so the detector sees
+    batches; the smoother holds ``delay`` more frames for its look-ahead.
+    """
+
+    def __init__(self, config: RestoreConfig, detector: FaceDetector, clock: _Clock) -> None:
+        self.config = config
+        self.detector = detector
+        self.clock = clock
+        self.tracker = Tracker(config=config.track)
+        self.smoother = LandmarkSmoother(config=config.smooth)
+        self._chunk: list[Frame] = []
+        self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
+        self._chunk_len = config.detect.batch * config.detect.every
+
+    def push(self, frame: Frame) -> list[_Work]:
+        self._chunk.append(frame)
+        return self._run_chunk() if len(self._chunk) >= self._chunk_len else []
+
+    def flush(self) -> list[_Work]:
+        out = self._run_chunk()
+        with self.clock.timed("smooth"):
+            final = self.smoother.flush()
+        return out + self._align(final)
+
+    def _run_chunk(self) -> list[_Work]:
+        chunk, self._chunk = self._chunk, []
+        if not chunk:
+            return []
+        every = self.config.detect.every
+        to_detect = [f for f in chunk if f.index % every == 0]
+        with self.clock.timed("detect"):
+            found = self.detector.detect([f.rgb for f in to_detect]) if to_detect else []
+        by_index = {f.index: faces for f, faces in zip(to_detect, found)}
+        out: list[_Work] = []
+        for frame in chunk:
+            faces = by_index.get(frame.index)
+            with self.clock.timed("track"):
+                tracked = self.tracker.update(frame.index, faces)
+            self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
+            with self.clock.timed("smooth"):
+                final = self.smoother.push(frame.index, tracked)
+            out += self._align(final)
+        return out
+
+    def _align(self, final) -> list[_Work]:
+        out = []
+        for index, tracked in final:
+            frame, detected = self._held.pop(index)
+            with self.clock.timed("align"):
+                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                crops = None
+                if aligns:
+                    mats = np.stack([a.matrix for a in aligns])
+                    crops = warp_crops(frame.rgb, mats, crop_size=self.config.align.crop_size)
+            out.append(_Work(frame=frame, alignments=aligns, crops=crops, detected=detected))
+        return out
+
+    def tracks(self) -> tuple[TrackSummary, ...]:
+        jitter = self.smoother.jitter()
+        return tuple(replace(s, raw_jitter_px=jitter.get(s.track_id, (None, None))[0],
+                             smoothed_jitter_px=jitter.get(s.track_id, (None, None))[1])
+                     for s in self.tracker.summaries())
+
+
+def _restore_batch(items: list[_Work], backend: RestoreBackend, clock: _Clock) -> list[_Work]:
+    """Restore the faces of several frames in one backend call."""
+    with_faces = [w for w in items if w.crops is not None]
+    if not with_faces:
+        return items
+    with clock.timed("restore"):
+        crops = np.concatenate([w.crops for w in with_faces])
+        x = crops_to_tensor(crops)
+        if backend.device != "cpu":
+            x = x.to(backend.device, non_blocking=True)
+        y = backend.restore(x)
+        restored = tensor_to_crops(y.float().cpu())
+    out, k = [], 0
+    for w in items:
+        if w.crops is None:
+            out.append(w)
+        else:
+            n = len(w.crops)
+            out.append(replace(w, restored=restored[k:k + n]))
+            k += n
+    return out
+
+
+def _paste(work: _Work, config: RestoreConfig, clock: _Clock) -> Frame:
+    if work.restored is None:
+        return work.frame
+    with clock.timed("paste"):
+        mats = np.stack([a.matrix for a in work.alignments])
+        rgb = paste_faces(work.frame.rgb, work.restored, mats, config=config.paste,
+                          originals=work.crops)
+    return replace(work.frame, rgb=rgb)
+
+
+# ---------------------------------------------------------------------------------------------
+# threads and queues
+
+_END = object()
+
+
+class _Cancelled(Exception):
+    """Raised in a stage when another stage stopped the run without an error of its own."""
+
+
+class _Control:
+    """Shared stop flag and the first error of any stage."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None and not isinstance(exc, _Cancelled):
+                self.error = exc
+        self.stop.set()
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.stop.is_set():
+            raise _Cancelled()
+
+
+def _put(q: queue.Queue, item, ctl: _Control) -> None:
+    while True:
+        if ctl.stop.is_set():
+            ctl.raise_if_failed()
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, ctl: _Control, *, block: bool = True):
+    """Next item; None when not blocking and nothing is ready; raises once the run has failed."""
+    while True:
+        try:
+            return q.get(timeout=0.1) if block else q.get_nowait()
+        except queue.Empty:
+            if ctl.stop.is_set():
+                ctl.raise_if_failed()
+            if not block:
+                return None
+
+
+def _worker(fn: Callable[[], None], ctl: _Control) -> threading.Thread:
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # recorded; the consumer re-raises it
+            ctl.fail(exc)
+    t = threading.Thread(target=run, daemon=True, name=getattr(fn, "__name__", "stage"))
+    t.start()
+    return t
+
+
+def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, batch: int,
+                  clock: _Clock, ctl: _Control) -> None:
+    """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
+    analyser has nothing more right now."""
+    pending: list[_Work] = []
+    faces = 0
+    done = False
+    while not done:
+        item = _get(q_in, ctl, block=not (pending and faces > 0))
+        if item is _END:
+            done = True
+        elif item is not None:
+            pending.append(item)
+            faces += 0 if item.crops is None else len(item.crops)
+        if done or item is None or faces >= batch or (faces == 0 and pending):
+            for w in _restore_batch(pending, backend, clock):
+                _put(q_out, w, ctl)
+            pending, faces = [], 0
+    _put(q_out, _END, ctl)
+
+
+def restore_video(input: str | Path, output: str | Path, config: RestoreConfig = RestoreConfig(),
+                  restorer: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                  progress: Callable[[Progress], None] | None = None,
+                  detector: FaceDetector | None = None,
+                  backend: RestoreBackend | None = None, backend_reason: str = "") -> Report:
+    """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
+
+    ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
+    built RestoreBackend (both override ``config.model``).
+    """
+    from .backends.factory import create_backend
+    from .media.decode import VideoReader
+    from .media.encode import VideoWriter, check_output_path
+
+    input, output = Path(input), Path(output)
+    check_output_path(output, source=input, overwrite=config.overwrite)
+    t_start = time.perf_counter()
+    reader = VideoReader(input, config=config.decode)
+    try:
+        info = reader.info
+        if backend is None:
+            backend, backend_reason = create_backend(config.model, restorer=restorer)
+        detector = detector or RetinaFaceDetector(config=config.detect)
+        clock = _Clock()
+        analyser = _Analyser(config, detector, clock)
+        ctl = _Control()
+        q_frames: queue.Queue = queue.Queue(config.queue_size)
+        q_work: queue.Queue = queue.Queue(config.queue_size)
+        q_done: queue.Queue = queue.Queue(config.queue_size)
+
+        def decode() -> None:
+            it = iter(reader)
+            while True:
+                with clock.timed("decode"):
+                    frame = next(it, None)
+                if frame is None:
+                    break
+                _put(q_frames, frame, ctl)
+            _put(q_frames, _END, ctl)
+
+        def analyse() -> None:
+            while (frame := _get(q_frames, ctl)) is not _END:
+                for w in analyser.push(frame):
+                    _put(q_work, w, ctl)
+            for w in analyser.flush():
+                _put(q_work, w, ctl)
+            _put(q_work, _END, ctl)
+
+        def restore() -> None:
+            _restore_loop(q_work, q_done, backend, backend.max_batch, clock, ctl)
+
+        threads = [_worker(decode, ctl), _worker(analyse, ctl), _worker(restore, ctl)]
+        faces_per_frame: list[int] = []
+        detected = 0
+        written = 0
+        try:
+            with VideoWriter(output, info=info, source=input, config=config.encode,
+                             overwrite=config.overwrite) as writer:
+                while (work := _get(q_done, ctl)) is not _END:
+                    frame = _paste(work, config, clock)
+                    with clock.timed("encode"):
+                        writer.write(frame)
+                    written += 1
+                    faces_per_frame.append(len(work.alignments))
+                    detected += work.detected
+                    if progress is not None:
+                        progress(Progress(written, info.frame_count_estimate,
+                                          time.perf_counter() - t_start))
+                if ctl.error is not None:
+                    raise ctl.error
+                with clock.timed("encode"):
+                    writer.commit()
+        except BaseException as exc:
+            ctl.fail(exc)
+            raise
+        finally:
+            ctl.stop.set()
+            for t in threads:
+                t.join(timeout=10)
+        enc_warn = dict(writer.stats.warnings)
+    finally:
+        reader.close()
+    restored = sum(faces_per_frame)
+    output_info = _probe_quietly(output)
+    return Report(
+        input=info, output=output, output_info=output_info,
+        backend=BackendInfo(backend.name, backend.device, backend.precision, backend.max_batch,
+                            backend_reason),
+        frames_decoded=reader.stats.frames, frames_written=written,
+        faces_per_frame=tuple(faces_per_frame), faces_detected=detected,
+        faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
+        tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
+        wall_seconds=time.perf_counter() - t_start,
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
+
+
+def _probe_quietly(path: Path):
+    from .media.decode import probe
+    try:
+        return probe(path)
+    except Exception:
+        return None
+
+
+class Restorer:
+    """Restores faces in a stream of RGB frames, for video-editing tools and notebooks.
+
+    >>> r = Restorer(RestoreConfig())                      # doctest: +SKIP
+    >>> for out in r.restore_frames(frames): ...           # frames: iterable of (H,W,3) uint8 RGB
+
+    Frames come out in order, ``config.smooth.lookahead`` frames behind the input (the smoother's
+    look-ahead). Synchronous; uses the same stages as :func:`restore_video`.
+    """
+
+    def __init__(self, config: RestoreConfig = RestoreConfig(), *,
+                 restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 detector: FaceDetector | None = None,
+                 backend: RestoreBackend | None = None) -> None:
+        from .backends.factory import create_backend
+        self.config = config
+        if backend is None:
+            backend, self.backend_reason = create_backend(config.model, restorer=restorer)
+        else:
+            self.backend_reason = "backend passed by the caller"
+        self.backend = backend
+        self.detector = detector or RetinaFaceDetector(config=config.detect)
+        self.clock = _Clock()
+
+    def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        analyser = _Analyser(self.config, self.detector, self.clock)
+        pending: list[_Work] = []
+
+        def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
+            pending.extend(items)
+            faces = sum(0 if w.crops is None else len(w.crops) for w in pending)
+            if final or faces >= self.backend.max_batch or (faces == 0 and pending):
+                for w in _restore_batch(pending, self.backend, self.clock):
+                    yield _paste(w, self.config, self.clock).rgb
+                pending.clear()
+
+        for i, rgb in enumerate(frames):
+            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+            if rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise ValueError(f"frame {i}: expected (H,W,3) uint8 RGB, got shape {rgb.shape}")
+            yield from drain(analyser.push(Frame(index=i, pts=i, time_base=_UNIT, rgb=rgb)))
+        yield from drain(analyser.flush(), final=True)
+
+    __call__ = restore_frames
+
+
+_UNIT = Fraction(1, 1)

@@ -1,0 +1,99 @@
+"""The run report: what came in, what went out, what happened on the way (JSON-serialisable)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .types import TrackSummary, VideoInfo
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    device: str
+    precision: str
+    max_batch: int
+    reason: str                # why this backend was chosen (auto selection or explicit request)
+
+
+@dataclass(frozen=True)
+class Report:
+    input: VideoInfo
+    output: Path
+    output_info: VideoInfo | None
+    backend: BackendInfo
+    frames_decoded: int
+    frames_written: int
+    faces_per_frame: tuple[int, ...]      # restored faces in each written frame, in decode order
+    faces_detected: int                   # detections before the min-face filter
+    faces_restored: int
+    faces_skipped_small: int
+    tracks: tuple[TrackSummary, ...]
+    stage_seconds: dict[str, float]       # busy time per stage (threads overlap, so these can sum past wall)
+    wall_seconds: float
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_written / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _jsonable(dataclasses.asdict(self))
+        d["fps"] = round(self.fps, 4)
+        return d
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file + rename) so a report is never half-written."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_dict(), f, indent=2)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def summary_lines(self) -> list[str]:
+        s = [f"{self.frames_written} frames written ({self.frames_decoded} decoded) in "
+             f"{self.wall_seconds:.1f} s, {self.fps:.2f} fps",
+             f"faces: {self.faces_restored} restored, {self.faces_skipped_small} too small, "
+             f"{len(self.tracks)} tracks; backend {self.backend.name} on {self.backend.device} "
+             f"({self.backend.precision})"]
+        if self.stage_seconds:
+            s.append("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()))
+        if self.warnings:
+            s.append("warnings: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.warnings.items())))
+        return s
+
+
+def merge_warnings(*counters: dict[str, int]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for c in counters:
+        total.update(c)
+    return dict(total)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Fraction):
+        return f"{x.numerator}/{x.denominator}"
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, float):
+        return round(x, 6)
+    if hasattr(x, "item") and callable(x.item):      # numpy scalars
+        return x.item()
+    return x
