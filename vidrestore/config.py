@@ -25,6 +25,10 @@ def _check(cond: bool, message: str) -> None:
 class DecodeConfig:
     max_corrupt_packets: int = 1000  # give up (InputError) after this many undecodable packets
     threads: int = 0                 # FFmpeg decoder threads, 0 = FFmpeg's choice
+    # Frame threading is ~2x faster on H.264 without slices, but FFmpeg's frame-threaded decoder silently
+    # drops frames around a damaged packet (truncated_60pct_faststart.mp4: 65 instead of 67 frames, no
+    # error raised), so the default is slice threading, which reports and skips exactly the bad packet.
+    frame_threads: bool = False
 
     def __post_init__(self) -> None:
         _check(self.max_corrupt_packets >= 0, "max_corrupt_packets must be >= 0")
