@@ -132,6 +132,7 @@ class VideoWriter:
             opts = {"avoid_negative_ts": "disabled"} if self._format in ("matroska", "webm") else {}
             self._container = av.open(str(self._tmp), "w", format=self._format, options=opts)
             self._setup_video(source)
+            self._container.start_encoding()  # opens the codecs and writes the header: fail early
         except (av.FFmpegError, OSError, ValueError) as e:
             self.abort()
             raise OutputError(f"cannot create the output ({' '.join(str(e).split())[:200]})",
@@ -217,7 +218,9 @@ class VideoWriter:
     def _colour_tags(self) -> tuple[int, int, int, int]:
         info = self.info
         matrix = info.decode_matrix or "bt709"
-        space = _COLORSPACE_IDS.get(info.color_space or "", {"bt601": 6}.get(matrix, _MATRIX_IDS[matrix]))
+        derived = {"bt601": 6}.get(matrix, _MATRIX_IDS[matrix])
+        # the source's own tag only when the source was YUV (an RGB source reports "gbr")
+        space = _COLORSPACE_IDS.get(info.color_space or "", derived) if info.decode_matrix else derived
         rng = 2 if (info.decode_matrix and info.decode_range == "pc") else 1
         prim = _PRIMARIES_IDS.get(info.color_primaries or "", 2)
         trc = _TRC_IDS.get(info.color_trc or "", 2)
