@@ -3,7 +3,8 @@
 Every audio stream is copied packet by packet (no re-encoding) when the output container can hold its
 codec; otherwise it is decoded and re-encoded (AAC, or Opus for WebM) and ``"audio re-encoded"`` is
 counted. Subtitle streams are copied when the container takes their codec, else dropped with
-``"subtitles dropped"``. Cover-art pictures and data streams are not carried over.
+``"subtitles dropped"``. Cover-art pictures (``"cover art dropped"``) and data streams are not carried
+over: re-muxing must not turn a picture into a second video stream.
 
 Packets are read from a second handle on the source file only as far as the video has progressed
 (:meth:`AudioMuxer.mux_until`), so memory does not grow with the length of the audio; the muxer's own
@@ -114,6 +115,8 @@ class AudioMuxer:
         videos = [v for v in self._src.streams.video
                   if not (v.disposition & av.stream.Disposition.attached_pic)]
         self.video_metadata = stream_metadata(videos[0]) if videos else {}
+        if len(videos) < len(self._src.streams.video):
+            warn("cover art dropped")
         self._copy: dict[int, av.stream.Stream] = {}
         self._encode: dict[int, _Reencoder] = {}
         keep: list[av.stream.Stream] = []

@@ -131,6 +131,35 @@ def test_rotated_source_keeps_stored_orientation_and_display_matrix(testdata: Pa
     assert _audio_streams(rt) == ["aac"]
 
 
+def test_rotated_output_displays_like_input_in_opencv(testdata: Path, tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    rt = roundtrip(testdata / "edge/rotate90_portrait_face.mp4", tmp_path / "o.mp4", FAST_LOSSLESS,
+                   max_frames=2)
+    cap = cv2.VideoCapture(str(rt.out))  # OpenCV applies the output's display matrix itself
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok and bgr.shape == (1280, 720, 3)
+    assert np.abs(bgr[..., ::-1].astype(int) - rt.src_frames[0][1].astype(int)).mean() < 6
+
+
+@pytest.mark.parametrize("rel,ext", [("edge/upstream/decord_video_180.mov", ".mov"),
+                                     ("edge/upstream/decord_video_270.mov", ".mp4"),
+                                     ("edge/upstream/decord_unordered.mov", ".mkv")])
+def test_small_rotated_and_reordered_sources(testdata: Path, tmp_path: Path, rel: str, ext: str) -> None:
+    rt = roundtrip(testdata / rel, tmp_path / f"o{ext}", FAST_LOSSLESS)
+    _check_identity(rt, min_psnr=40.0)
+
+
+def test_hdr_signalling_kept_and_cover_art_not_turned_into_video(testdata: Path, tmp_path: Path) -> None:
+    rt = roundtrip(testdata / "edge/hdr10_pq_bt2020_hevc_face.mp4", tmp_path / "h.mp4", FAST, max_frames=5)
+    o = rt.out_info
+    assert (o.color_space, o.color_primaries, o.color_trc, o.bit_depth) == \
+        ("bt2020nc", "bt2020", "smpte2084", 8)
+    rt = roundtrip(testdata / "edge/cover_art_attached_pic_face.mp4", tmp_path / "c.mp4", FAST, max_frames=5)
+    assert [t for t, _ in rt.out_streams] == ["video", "audio"]
+    assert rt.stats.warnings.get("cover art dropped") == 1
+
+
 def test_odd_size_keeps_exact_size(testdata: Path, tmp_path: Path) -> None:
     rt = roundtrip(testdata / "edge/odd_853x481_yuv444p_face.mp4", tmp_path / "o.mp4", FAST, max_frames=20)
     _check_identity(rt, min_psnr=35.0)  # crf 18: not lossless, still close
