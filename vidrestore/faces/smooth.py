@@ -123,11 +123,14 @@ class LandmarkSmoother:
         degree = self._degree
         if not any(f < frame for f, _, _ in window) or not any(f > frame for f, _, _ in window):
             degree = min(degree, 1)              # one-sided (track start/end): a line, no curved overshoot
-        need = degree + 2
         detected = [w for w in window if w[2]]
-        samples = detected if len(detected) >= need else window
-        if len(samples) < need:
+        samples = detected if len(detected) >= 2 else window
+        if len(samples) < 2:
             return own
+        # a detected frame's fit needs more samples than coefficients (else it just interpolates the noise);
+        # a propagated frame may be bridged by a line through the detections around it
+        own_in = any(f == frame for f, _, _ in samples)
+        degree = min(degree, len(samples) - (2 if own_in else 1))
         u = np.array([f - frame for f, _, _ in samples], np.float64)
         y = np.stack([lm.reshape(-1) for _, lm, _ in samples])                 # (K, 10)
         w = np.exp(-0.5 * (u / self._sigma) ** 2)
