@@ -100,3 +100,43 @@ def test_rejects_non_rgb(detector) -> None:
     with pytest.raises(ValueError):
         detector.detect([np.zeros((10, 10), np.uint8)])
     assert detector.detect([]) == []
+
+
+def test_facexlib_detector_wiring(tmp_path) -> None:
+    """facexlib variant: loads a RetinaFace-mobilenet0.25 state dict (random here: no weights offline), runs our
+    pre/post-processing; wrong or missing files are CheckpointErrors. Priors equal facexlib's PriorBox."""
+    torch = pytest.importorskip("torch")
+    retinaface_mod = pytest.importorskip("facexlib.detection.retinaface")
+    from facexlib.detection.retinaface_utils import PriorBox
+
+    from vidrestore.errors import CheckpointError
+    from vidrestore.faces.detect import FacexlibRetinaFaceDetector
+    from vidrestore.models import retinaface as rf
+
+    fx_priors = PriorBox(retinaface_mod.generate_config("mobile0.25"), image_size=(96, 160)).forward().numpy()
+    np.testing.assert_allclose(fx_priors * [160, 96, 160, 96], rf.priors(160, 96), atol=1e-3)
+
+    torch.manual_seed(0)
+    net = retinaface_mod.RetinaFace(network_name="mobile0.25", device="cpu")
+    weights = tmp_path / "detection_mobilenet0.25_random.pth"
+    torch.save({"module." + k: v for k, v in net.state_dict().items()}, weights)
+    det = FacexlibRetinaFaceDetector(weights, config=DetectConfig(max_side=160))
+    assert det.name == "retinaface-mobile0.25-facexlib"
+    frames = [np.zeros((120, 200, 3), np.uint8), np.full((120, 200, 3), 200, np.uint8)]
+    out = det.detect(frames)
+    assert len(out) == 2 and all(isinstance(f, list) for f in out)
+    x = rf.make_input([np.full((96, 160, 3), 200, np.uint8)], 160, 96, mean_bgr=det.MEAN_BGR)
+    loc, conf, lms = det._run(x)
+    assert loc.shape == (1, len(rf.priors(160, 96)), 4) and lms.shape[-1] == 10
+    np.testing.assert_allclose(conf.sum(-1), 1.0, atol=1e-5)
+
+    with pytest.raises(CheckpointError):
+        FacexlibRetinaFaceDetector(tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(3)}, bad)
+    with pytest.raises(CheckpointError):
+        FacexlibRetinaFaceDetector(bad)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        FacexlibRetinaFaceDetector(junk)
