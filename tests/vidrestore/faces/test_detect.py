@@ -102,6 +102,7 @@ def test_rejects_non_rgb(detector) -> None:
     assert detector.detect([]) == []
 
 
+@pytest.mark.slow   # importing facexlib (torchvision) takes ~10 s on a busy 2-core machine
 def test_facexlib_detector_wiring(tmp_path) -> None:
     """facexlib variant: loads a RetinaFace-mobilenet0.25 state dict (random here: no weights offline), runs our
     pre/post-processing; wrong or missing files are CheckpointErrors. Priors equal facexlib's PriorBox."""
