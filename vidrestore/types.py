@@ -47,6 +47,8 @@ class VideoInfo:
     audio: tuple[AudioStreamInfo, ...] = ()
     is_image: bool = False     # a still image (jpg/png/webp...), one frame
     metadata: dict[str, str] = field(default_factory=dict, compare=False)
+    decode_matrix: str | None = None  # YUV->RGB matrix actually used ("bt709"/"bt601"/"bt2020"...), None for RGB/gray
+    decode_range: str | None = None   # source range actually assumed for the conversion, "tv"/"pc"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,286 @@
+"""Resilient, streaming video/image decoding with PyAV into upright RGB frames.
+
+What a :class:`VideoReader` guarantees:
+
+* frames are ``(H, W, 3) uint8`` RGB, upright: the stream's display matrix (``VideoFrame.rotation``,
+  counter-clockwise degrees) is applied with ``np.rot90(img, k=(rotation // 90) % 4)``;
+* YUV is converted with the frame's own matrix and range (BT.709 HD, full-range ``yuvj*``/JPEG,
+  BT.2020, 10/12-bit sources scaled to 8 bits). Unspecified matrices follow the usual player rule:
+  BT.709 when the stored frame is at least 1280 wide or 720 high, BT.601 below; unspecified ranges
+  are limited ("tv") except for ``yuvj*`` formats. No tone mapping: HDR (PQ/HLG) code values are kept
+  and the transfer/primaries are recorded in :class:`VideoInfo`;
+* every frame keeps its stored ``pts`` and the stream time base (VFR, non-zero or negative starts);
+* packets are demuxed and decoded one by one: a packet the decoder rejects is skipped, counted in
+  :attr:`VideoReader.stats` and the rest of the file is still delivered;
+* sources with alpha (``yuva*``, ``rgba``, PNG) deliver ``Frame.alpha``;
+* memory does not depend on the length of the input.
+
+Still images (``image2`` and ``*_pipe`` demuxers: jpg, png, webp, ...) give ``VideoInfo.is_image``
+and exactly one frame. The file type is decided by content, not by name: **a JPEG renamed to
+``.mp4`` is treated as the still image it is** (FFmpeg probes it as ``jpeg_pipe``), so the caller
+gets one frame and ``is_image=True``; writing it to a video extension gives a one-frame video.
+
+Files that cannot be opened, have no video stream, or decode to zero frames raise
+:class:`InputError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..config import DecodeConfig
+from ..errors import InputError
+from ..types import AudioStreamInfo, Frame, VideoInfo
+
+# FFmpeg enum values (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic) -> names.
+COLORSPACE_NAMES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                    8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+PRIMARIES_NAMES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+                   9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
+TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+             11: "iec61966-2-4", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
+             17: "smpte428", 18: "arib-std-b67"}
+RANGE_NAMES = {1: "tv", 2: "pc"}
+# AVColorSpace -> swscale matrix (PyAV ``Colorspace`` value) used for YUV -> RGB.
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+_SWS_MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt601", 7: "smpte240m", 9: "bt2020"}
+IMAGE_FORMATS = ("image2",)  # plus every "*_pipe" demuxer (jpeg_pipe, png_pipe, webp_pipe, ...)
+_MAX_DEMUX_ERRORS = 8        # consecutive read errors before the rest of a damaged file is given up
+
+
+@dataclass
+class DecodeStats:
+    """Live counters of one :class:`VideoReader` (mutated while iterating)."""
+    frames: int = 0
+    corrupt_packets: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def warn(self, key: str, n: int = 1) -> None:
+        self.warnings[key] = self.warnings.get(key, 0) + n
+
+
+def conversion_matrix(colorspace: int, stored_width: int, stored_height: int) -> int:
+    """swscale matrix for a frame's AVColorSpace; unspecified -> BT.709 for HD, else BT.601."""
+    if colorspace in _SWS_MATRIX:
+        return _SWS_MATRIX[colorspace]
+    return 1 if (stored_width >= 1280 or stored_height >= 720) else 5
+
+
+def conversion_range(color_range: int, pix_fmt: str) -> int:
+    """Source range for swscale: the frame's, else full range for yuvj*/gray/RGB, else limited."""
+    if color_range in (1, 2):
+        return color_range
+    if pix_fmt.startswith("yuvj") or pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "pal")):
+        return 2
+    return 1
+
+
+def has_alpha(fmt: av.VideoFormat) -> bool:
+    return any(c.is_alpha for c in fmt.components) or fmt.name in ("pal8",)
+
+
+def frame_to_rgb(vf: av.VideoFrame, *, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convert one decoded frame to (rgb (H,W,3) uint8, alpha (H,W) uint8 | None), as stored."""
+    fmt = vf.format
+    target = "rgba" if want_alpha else "rgb24"
+    if fmt.is_rgb or fmt.name in ("pal8",) or fmt.name.startswith(("gray", "ya")):
+        out = vf.reformat(format=target, src_color_range=conversion_range(vf.color_range, fmt.name),
+                          dst_color_range=2)
+    else:
+        out = vf.reformat(format=target,
+                          src_colorspace=conversion_matrix(vf.colorspace, vf.width, vf.height),
+                          src_color_range=conversion_range(vf.color_range, fmt.name),
+                          dst_color_range=2)
+    arr = out.to_ndarray()
+    if want_alpha:
+        return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
+    return arr, None
+
+
+def upright(img: np.ndarray | None, rotation: int) -> np.ndarray | None:
+    """Apply a display-matrix rotation (counter-clockwise degrees) to a stored image."""
+    if img is None:
+        return None
+    k = (int(rotation) // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
+
+
+def _open(path: Path, threads: int, frame_threads: bool) -> tuple[av.container.InputContainer, av.video.VideoStream]:
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    if path.is_dir():
+        raise InputError("is a folder, not a video or image file", path=path)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty (0 bytes)", path=path)
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="replace")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot be opened as video or image ({_short(e)})", path=path) from e
+    streams = [s for s in container.streams.video
+               if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not streams:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+        container.close()
+        raise InputError(f"has no video stream (streams: {kinds})", path=path)
+    stream = streams[0]
+    stream.codec_context.thread_type = "AUTO" if frame_threads else "SLICE"
+    stream.codec_context.thread_count = threads
+    return container, stream
+
+
+def _short(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+class VideoReader:
+    """Streaming reader: ``with VideoReader(path) as r: for frame in r: ...``.
+
+    The first frame is decoded at construction (to learn rotation, pixel format and colours), so a
+    file that decodes to zero frames fails here with :class:`InputError`. Iterate once.
+    """
+
+    def __init__(self, path: str | Path, *, config: DecodeConfig = DecodeConfig()) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.stats = DecodeStats()
+        self._container, self._stream = _open(self.path, config.threads, config.frame_threads)
+        self._is_image = (self._container.format.name in IMAGE_FORMATS
+                          or self._container.format.name.endswith("_pipe"))
+        self._raw = self._decode_raw()
+        try:
+            self._first = next(self._raw)
+        except StopIteration:
+            self.close()
+            detail = f" ({self.stats.corrupt_packets} corrupt packets)" if self.stats.corrupt_packets else ""
+            raise InputError(f"video stream decodes to zero frames{detail}", path=self.path) from None
+        except InputError:
+            self.close()
+            raise
+        self.info = self._make_info(self._first)
+        self._iterated = False
+
+    # -- context manager -------------------------------------------------------------------
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _decode_raw(self) -> Iterator[av.VideoFrame]:
+        """Yield decoded frames, skipping packets the decoder rejects."""
+        stream = self._stream
+        demux = self._container.demux(stream)
+        read_errors = 0
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.FFmpegError as e:  # damaged container data: count, try to go on, then give up
+                read_errors += 1
+                self.stats.warn("read errors")
+                if read_errors >= _MAX_DEMUX_ERRORS:
+                    self.stats.warn(f"stopped reading after read error: {_short(e)}")
+                    break
+                continue
+            read_errors = 0
+            try:
+                frames = stream.decode(packet)
+            except av.FFmpegError:
+                self.stats.corrupt_packets += 1
+                self.stats.warn("corrupt packets skipped")
+                if self.stats.corrupt_packets > self.config.max_corrupt_packets:
+                    raise InputError(f"more than {self.config.max_corrupt_packets} corrupt packets, "
+                                     "giving up", path=self.path) from None
+                continue
+            yield from frames
+        try:  # flush the decoder (demux's final empty packet normally did it already)
+            yield from stream.decode(None)
+        except av.FFmpegError:
+            pass
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError("VideoReader can be iterated only once")
+        self._iterated = True
+        return self._frames()
+
+    def _frames(self) -> Iterator[Frame]:
+        if self._container is None:
+            return
+        tb = self.info.time_base
+        want_alpha = self.info.has_alpha
+        frames: Iterator[av.VideoFrame] = iter([self._first]) if self._is_image else _chain(self._first, self._raw)
+        for vf in frames:
+            rgb, alpha = frame_to_rgb(vf, want_alpha=want_alpha)
+            rot = vf.rotation or 0
+            pts = vf.pts if vf.pts is not None else vf.dts
+            yield Frame(index=self.stats.frames, pts=pts, time_base=tb, rgb=upright(rgb, rot),
+                        alpha=upright(alpha, rot))
+            self.stats.frames += 1
+        self._first = None
+
+    # -- info ------------------------------------------------------------------------------------
+    def _make_info(self, vf: av.VideoFrame) -> VideoInfo:
+        c, s = self._container, self._stream
+        rotation = int(vf.rotation or 0)
+        w, h = vf.width, vf.height
+        if (rotation // 90) % 2:
+            uw, uh = h, w
+        else:
+            uw, uh = w, h
+        tb = Fraction(s.time_base) if s.time_base else Fraction(1, 25)
+        rate = s.average_rate or s.guessed_rate or s.base_rate
+        if c.duration is not None:
+            duration = c.duration / av.time_base
+        elif s.duration is not None:
+            duration = float(s.duration * tb)
+        else:
+            duration = None
+        fmt = vf.format
+        audio = tuple(AudioStreamInfo(index=a.index, codec=a.codec_context.name,
+                                      sample_rate=a.codec_context.sample_rate or None,
+                                      channels=a.codec_context.channels or None,
+                                      language=a.language)
+                      for a in c.streams.audio)
+        sar = s.sample_aspect_ratio or s.codec_context.sample_aspect_ratio
+        matrix = None
+        if not (fmt.is_rgb or fmt.name.startswith(("gray", "ya", "pal"))):
+            matrix = _SWS_MATRIX_NAMES[conversion_matrix(vf.colorspace, w, h)]
+        return VideoInfo(
+            path=self.path, container=c.format.name, codec=s.codec_context.name,
+            width=uw, height=uh, stored_width=w, stored_height=h, rotation=rotation,
+            time_base=tb, avg_rate=Fraction(rate) if rate else None,
+            start_time_s=None if vf.pts is None else float(vf.pts * tb),
+            duration_s=duration,
+            frame_count_estimate=1 if self._is_image else (s.frames or None),
+            pix_fmt=fmt.name, bit_depth=max(comp.bits for comp in fmt.components),
+            color_range=RANGE_NAMES.get(vf.color_range), color_space=COLORSPACE_NAMES.get(vf.colorspace),
+            color_primaries=PRIMARIES_NAMES.get(vf.color_primaries), color_trc=TRC_NAMES.get(vf.color_trc),
+            has_alpha=has_alpha(fmt), sample_aspect_ratio=Fraction(sar) if sar else None,
+            audio=audio, is_image=self._is_image, metadata=dict(c.metadata),
+            decode_matrix=matrix,
+            decode_range="pc" if conversion_range(vf.color_range, fmt.name) == 2 else "tv",
+        )
+
+
+def _chain(first: av.VideoFrame, rest: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    yield first
+    yield from rest
+
+
+def probe(path: str | Path, *, config: DecodeConfig = DecodeConfig()) -> VideoInfo:
+    """Open ``path``, decode its first frame and describe it. Raises :class:`InputError`."""
+    with VideoReader(path, config=config) as reader:
+        return reader.info

@@ -1,0 +1,332 @@
+"""Encode upright RGB frames with PyAV, copying the source's audio, subtitles and metadata.
+
+Decisions (what the output looks like):
+
+* **Same frames and times**: the video stream's time base is the source's and every frame keeps its
+  ``pts`` (VFR stays VFR, start offsets stay); the muxer may rescale the time base (Matroska 1/1000,
+  MP4 multiplies small ones), which keeps the times.
+* **Rotation**: frames are turned back to the *stored* orientation and the source's display matrix is
+  written again (``VideoStream.set_display_rotation``), so the output is stored and displayed exactly
+  like the input (a phone clip stays 1280x720 + "rotate 90").
+* **Odd sizes** keep their exact size: with 4:2:0 codecs (libx264/libx265) an odd width or height
+  switches the default pixel format to 4:4:4 (``yuv444p``), counted as ``"odd size: yuv444p"``.
+  ``crf=0`` with libx264 also uses ``yuv444p`` so the round trip is lossless apart from RGB<->YUV.
+* **Colour**: RGB is converted to YUV with the matrix and range the decoder used for the source
+  (BT.709/BT.601/BT.2020, tv/pc) and the stream is tagged with them and the source's primaries/transfer.
+  HDR sources are written as 8-bit with their signalling kept (no tone mapping).
+* **Alpha**: when the source has alpha and the codec was left at the default (libx264), the codec is
+  chosen for the container: ``.mov`` -> ProRes 4444 (``prores_ks``, yuva444p10le), ``.mkv``/``.avi`` ->
+  FFV1 (bgra), ``.webm`` -> VP9 (yuva420p). Otherwise (``.mp4``, ``.ts`` or an explicit codec without
+  alpha) the alpha is dropped and ``"alpha dropped"`` counted. Images: PNG/WebP keep alpha, JPEG drops it.
+* **WebM** cannot hold H.264: with the default codec, ``.webm`` gets libvpx-vp9.
+* **Audio/subtitles**: see :mod:`vidrestore.media.audio` (copied; re-encoded or dropped with a warning).
+* **Atomic output**: everything goes to a hidden temporary file in the target folder with the same
+  extension (``.NAME.vidrestore-XXXX.ext``) renamed over the target by :meth:`VideoWriter.commit`;
+  :meth:`VideoWriter.abort` deletes it. The input is only ever opened for reading.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..config import EncodeConfig
+from ..errors import EncodeError, OutputError
+from ..types import Frame, VideoInfo
+from .audio import AudioMuxer
+from .image import ALPHA_EXTS, IMAGE_EXTS, encode_image
+
+VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+                 ".avi": "avi", ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts"}
+_DEFAULT_CODEC = EncodeConfig().codec
+_ALPHA_CODEC = {"mov": "prores_ks", "matroska": "ffv1", "avi": "ffv1", "webm": "libvpx-vp9"}
+_ALPHA_PIX = {"prores_ks": "yuva444p10le", "ffv1": "bgra", "libvpx-vp9": "yuva420p", "png": "rgba",
+              "libvpx": "yuva420p"}
+_CHROMA_420 = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "mpeg4", "mpeg2video"}
+_MATRIX_IDS = {"bt709": 1, "bt601": 5, "bt2020": 9, "smpte240m": 7, "fcc": 4}
+_COLORSPACE_IDS = {"gbr": 0, "bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7,
+                   "bt2020nc": 9, "bt2020c": 10}
+_PRIMARIES_IDS = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "film": 8,
+                  "bt2020": 9}
+_TRC_IDS = {"bt709": 1, "gamma22": 4, "gamma28": 5, "smpte170m": 6, "smpte240m": 7, "linear": 8,
+            "iec61966-2-1": 13, "bt2020-10": 14, "bt2020-12": 15, "smpte2084": 16, "arib-std-b67": 18}
+_DROP_CONTAINER_META = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+
+
+@dataclass
+class EncodeStats:
+    """Counters of one :class:`VideoWriter` (mutated while writing)."""
+    frames: int = 0
+    audio_packets: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)
+    video_codec: str = ""
+    pix_fmt: str = ""
+
+    def warn(self, key: str, n: int = 1) -> None:
+        self.warnings[key] = self.warnings.get(key, 0) + n
+
+
+def check_output_path(output: str | Path, *, source: Path | None, overwrite: bool) -> Path:
+    """Validate an output path before any work; returns it absolute. Raises :class:`OutputError`."""
+    out = Path(os.path.abspath(Path(output).expanduser()))
+    ext = out.suffix.lower()
+    if ext not in VIDEO_FORMATS and ext not in IMAGE_EXTS:
+        known = " ".join(sorted(VIDEO_FORMATS) + list(IMAGE_EXTS))
+        raise OutputError(f"unknown output extension '{ext or '(none)'}' (use one of: {known})", path=out)
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {out.parent}", path=out)
+    if source is not None:
+        src = Path(source)
+        same = os.path.realpath(out) == os.path.realpath(src)
+        if not same and out.exists() and src.exists():
+            same = os.path.samefile(out, src)
+        if same:
+            raise OutputError("output is the input file; choose another output name", path=out)
+    if out.is_dir():
+        raise OutputError("output is a folder", path=out)
+    if out.exists() and not overwrite:
+        raise OutputError("output already exists (use overwrite / -y to replace it)", path=out)
+    return out
+
+
+def _even(n: int) -> bool:
+    return n % 2 == 0
+
+
+class VideoWriter:
+    """``with VideoWriter(out, info=info, source=src) as w: w.write(frame)``; commits on success."""
+
+    def __init__(self, output: str | Path, *, info: VideoInfo, source: Path | None,
+                 config: EncodeConfig = EncodeConfig(), overwrite: bool = False) -> None:
+        self.path = check_output_path(output, source=source, overwrite=overwrite)
+        self.info = info
+        self.config = config
+        self.stats = EncodeStats()
+        ext = self.path.suffix.lower()
+        self._tmp = self.path.with_name(f".{self.path.stem}.vidrestore-{secrets.token_hex(4)}{ext}")
+        self._ext = ext
+        self._done = False
+        self._audio: AudioMuxer | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._last_pts: int | None = None
+        self._k = (int(info.rotation) // 90) % 4
+        if ext in IMAGE_EXTS:
+            if not info.is_image:
+                raise OutputError("image output needs a still-image input; use a video extension",
+                                  path=self.path)
+            self._image_bytes: bytes | None = None
+            self._keep_alpha = info.has_alpha and ext in ALPHA_EXTS
+            if info.has_alpha and not self._keep_alpha:
+                self.stats.warn("alpha dropped")
+            self.stats.video_codec = ext.lstrip(".")
+            return
+        self._format = VIDEO_FORMATS[ext]
+        try:
+            # Matroska would otherwise shift every stream so the earliest packet (often AAC priming at
+            # -0.023 s) starts at 0, moving the video; it can store the small negative times itself.
+            opts = {"avoid_negative_ts": "disabled"} if self._format in ("matroska", "webm") else {}
+            self._container = av.open(str(self._tmp), "w", format=self._format, options=opts)
+            self._setup_video(source)
+            self._container.start_encoding()  # opens the codecs and writes the header: fail early
+        except (av.FFmpegError, OSError, ValueError) as e:
+            self.abort()
+            raise OutputError(f"cannot create the output ({' '.join(str(e).split())[:200]})",
+                              path=self.path) from e
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _choose_codec(self) -> tuple[str, str]:
+        cfg, info, fmt = self.config, self.info, self._format
+        codec = cfg.codec
+        if codec == _DEFAULT_CODEC and fmt == "webm":
+            codec = "libvpx-vp9"
+        self._keep_alpha = False
+        if info.has_alpha:
+            if codec == _DEFAULT_CODEC and fmt in _ALPHA_CODEC:
+                codec = _ALPHA_CODEC[fmt]
+            self._keep_alpha = codec in _ALPHA_PIX and cfg.pix_fmt in (None, _ALPHA_PIX[codec])
+            if not self._keep_alpha:
+                self.stats.warn("alpha dropped")
+        if cfg.pix_fmt:
+            pix = cfg.pix_fmt
+        elif self._keep_alpha:
+            pix = _ALPHA_PIX[codec]
+        elif codec == "ffv1":
+            pix = "bgr0"
+        elif codec == "prores_ks":
+            pix = "yuv422p10le"
+        elif codec in ("png",):
+            pix = "rgb24"
+        elif codec == "libx264" and cfg.crf == 0:
+            pix = "yuv444p"
+        else:
+            pix = "yuv420p"
+        w, h = info.stored_width, info.stored_height
+        if codec in _CHROMA_420 and pix in ("yuv420p", "nv12", "yuv420p10le") and not (_even(w) and _even(h)):
+            pix = "yuv444p"
+            self.stats.warn("odd size: yuv444p")
+        return codec, pix
+
+    def _setup_video(self, source: Path | None) -> None:
+        info, cfg, out = self.info, self.config, self._container
+        codec, pix = self._choose_codec()
+        rate = info.avg_rate if info.avg_rate else Fraction(25)
+        stream = out.add_stream(codec, rate=rate)
+        cc = stream.codec_context
+        stream.width, stream.height = info.stored_width, info.stored_height
+        stream.pix_fmt = pix
+        stream.time_base = info.time_base
+        cc.time_base = info.time_base
+        cc.thread_count = cfg.threads
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+        opts: dict[str, str] = {}
+        if codec in ("libx264", "libx265"):
+            if cfg.crf is not None:
+                opts["crf"] = f"{cfg.crf:g}"
+            if cfg.preset:
+                opts["preset"] = cfg.preset
+        elif codec in ("libvpx-vp9", "libvpx"):
+            opts.update({"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
+            if cfg.crf is not None:
+                opts["crf"] = f"{min(cfg.crf, 63):g}"
+                if cfg.crf == 0 and codec == "libvpx-vp9":
+                    opts["lossless"] = "1"
+        elif codec == "prores_ks":
+            opts["profile"] = "4444" if pix.startswith(("yuva", "yuv444")) else "hq"
+        stream.options = opts
+        self._rgb_out = pix in ("bgr0", "bgra", "rgb24", "rgba", "gbrp", "gbrap", "bgr24")
+        self._colour = self._colour_tags()
+        if not self._rgb_out:
+            cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = self._colour
+        if self._k:
+            stream.set_display_rotation(int(info.rotation))
+        self._stream = stream
+        self.stats.video_codec, self.stats.pix_fmt = codec, pix
+        for k, v in info.metadata.items():
+            if k.lower() not in _DROP_CONTAINER_META:
+                out.metadata[k] = v
+        if source is not None and self.config.copy_audio and not info.is_image:
+            self._audio = AudioMuxer(Path(source), out, self._format, self.stats.warn)
+            if self._audio.video_metadata:
+                stream.metadata.update(self._audio.video_metadata)
+
+    def _colour_tags(self) -> tuple[int, int, int, int]:
+        info = self.info
+        matrix = info.decode_matrix or "bt709"
+        derived = {"bt601": 6}.get(matrix, _MATRIX_IDS[matrix])
+        # the source's own tag only when the source was YUV (an RGB source reports "gbr")
+        space = _COLORSPACE_IDS.get(info.color_space or "", derived) if info.decode_matrix else derived
+        rng = 2 if (info.decode_matrix and info.decode_range == "pc") else 1
+        prim = _PRIMARIES_IDS.get(info.color_primaries or "", 2)
+        trc = _TRC_IDS.get(info.color_trc or "", 2)
+        return space, rng, prim, trc
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _to_stored(self, img: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.rot90(img, k=-self._k)) if self._k else img
+
+    def write(self, frame: Frame) -> None:
+        if self._done:
+            raise EncodeError("write after commit/abort", path=self.path)
+        want = (self.info.height, self.info.width, 3)
+        if frame.rgb.shape != want or frame.rgb.dtype != np.uint8:
+            raise EncodeError(f"frame {frame.index} is {frame.rgb.shape} {frame.rgb.dtype}, "
+                              f"expected {want} uint8", path=self.path)
+        if self._container is None:
+            self._write_image(frame)
+            return
+        rgb = self._to_stored(frame.rgb)
+        if self._keep_alpha:
+            alpha = (self._to_stored(frame.alpha) if frame.alpha is not None
+                     else np.full(rgb.shape[:2], 255, np.uint8))
+            vf = av.VideoFrame.from_ndarray(np.dstack([rgb, alpha]), format="rgba")
+        else:
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        pix = self._stream.pix_fmt
+        space, rng, prim, trc = self._colour
+        if self._rgb_out:
+            vf = vf.reformat(format=pix)
+        else:
+            matrix = _MATRIX_IDS[self.info.decode_matrix or "bt709"]
+            vf = vf.reformat(format=pix, dst_colorspace=matrix, src_color_range=2, dst_color_range=rng)
+            vf.colorspace, vf.color_range, vf.color_primaries, vf.color_trc = space, rng, prim, trc
+        pts = frame.pts
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            step = max(1, round(1 / ((self.info.avg_rate or 25) * self.info.time_base)))
+            pts = 0 if self._last_pts is None else self._last_pts + step
+            if frame.pts is not None:
+                self.stats.warn("non-increasing pts adjusted")
+        self._last_pts = pts
+        vf.pts = pts
+        vf.time_base = self.info.time_base
+        try:
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+            if self._audio is not None:
+                self._audio.mux_until(float(pts * self.info.time_base))
+        except av.FFmpegError as e:
+            raise EncodeError(f"encoding frame {frame.index} failed ({' '.join(str(e).split())[:200]})",
+                              path=self.path) from e
+        self.stats.frames += 1
+        if self._audio is not None:
+            self.stats.audio_packets = self._audio.packets
+
+    def _write_image(self, frame: Frame) -> None:
+        if self._image_bytes is not None:
+            raise EncodeError("an image output takes exactly one frame", path=self.path)
+        self._image_bytes = encode_image(self._ext, frame.rgb, frame.alpha if self._keep_alpha else None)
+        self.stats.frames += 1
+
+    # -- finishing -------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Flush the encoder, mux the remaining audio, close, and rename the temp file over the target."""
+        if self._done:
+            return
+        if self.stats.frames == 0:
+            self.abort()
+            raise EncodeError("no frames were written; output not created", path=self.path)
+        try:
+            if self._container is None:
+                self._tmp.write_bytes(self._image_bytes)
+            else:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+                if self._audio is not None:
+                    self._audio.finish()
+                    self.stats.audio_packets = self._audio.packets
+                self._container.close()
+                self._container = None
+            os.replace(self._tmp, self.path)
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise EncodeError(f"finishing the output failed ({' '.join(str(e).split())[:200]})",
+                              path=self.path) from e
+        self._done = True
+
+    def abort(self) -> None:
+        """Close everything and delete the temporary file; the target is not touched."""
+        self._done = True
+        if self._audio is not None:
+            self._audio.close()
+            self._audio = None
+        if self._container is not None:
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError, ValueError):
+                pass
+            self._container = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
