@@ -22,9 +22,9 @@ import torch
 
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
-from .faces.align import alignments_for, crops_to_tensor, tensor_to_crops, warp_crops
+from .faces.align import alignments_for
 from .faces.detect import FaceDetector, RetinaFaceDetector
-from .faces.paste import paste_faces
+from .faces.ops import CpuImageOps, ImageOps
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
@@ -53,8 +53,8 @@ class _Work:
     """One frame on its way from analysis to paste."""
     frame: Frame
     alignments: tuple[Alignment, ...]
-    crops: np.ndarray | None          # (K,S,S,3) uint8 aligned input crops, None without faces
-    restored: np.ndarray | None = None  # (K,S,S,3) uint8 restored crops
+    crops: object | None              # aligned crops in the ImageOps' format, None without faces
+    restored: object | None = None    # restored crops, same format
     detected: int = 0                 # faces found (before the min-face filter)
 
 
@@ -88,9 +88,11 @@ class _Analyser:
     batches; the smoother holds ``delay`` more frames for its look-ahead.
     """
 
-    def __init__(self, config: RestoreConfig, detector: FaceDetector, clock: _Clock) -> None:
+    def __init__(self, config: RestoreConfig, detector: FaceDetector, ops: ImageOps,
+                 clock: _Clock) -> None:
         self.config = config
         self.detector = detector
+        self.ops = ops
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
@@ -137,7 +139,7 @@ class _Analyser:
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
-                    crops = warp_crops(frame.rgb, mats, crop_size=self.config.align.crop_size)
+                    crops = self.ops.warp(frame.rgb, mats, crop_size=self.config.align.crop_size)
             out.append(_Work(frame=frame, alignments=aligns, crops=crops, detected=detected))
         return out
 
@@ -148,36 +150,35 @@ class _Analyser:
                      for s in self.tracker.summaries())
 
 
-def _restore_batch(items: list[_Work], backend: RestoreBackend, clock: _Clock) -> list[_Work]:
+def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
+                   clock: _Clock) -> list[_Work]:
     """Restore the faces of several frames in one backend call."""
     with_faces = [w for w in items if w.crops is not None]
     if not with_faces:
         return items
     with clock.timed("restore"):
-        crops = np.concatenate([w.crops for w in with_faces])
-        x = crops_to_tensor(crops)
-        if backend.device != "cpu":
-            x = x.to(backend.device, non_blocking=True)
-        y = backend.restore(x)
-        restored = tensor_to_crops(y.float().cpu())
+        x = torch.cat([ops.to_input(w.crops) for w in with_faces]).to(backend.device)
+        y = backend.restore(x).to(ops.device)
     out, k = [], 0
     for w in items:
         if w.crops is None:
             out.append(w)
         else:
-            n = len(w.crops)
-            out.append(replace(w, restored=restored[k:k + n]))
+            n = len(w.alignments)
+            with clock.timed("restore"):
+                restored = ops.from_output(y[k:k + n])
+            out.append(replace(w, restored=restored))
             k += n
     return out
 
 
-def _paste(work: _Work, config: RestoreConfig, clock: _Clock) -> Frame:
+def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: _Clock) -> Frame:
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
         mats = np.stack([a.matrix for a in work.alignments])
-        rgb = paste_faces(work.frame.rgb, work.restored, mats, config=config.paste,
-                          originals=work.crops)
+        rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
+                        originals=work.crops)
     return replace(work.frame, rgb=rgb)
 
 
@@ -246,8 +247,8 @@ def _worker(fn: Callable[[], None], ctl: _Control) -> threading.Thread:
     return t
 
 
-def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, batch: int,
-                  clock: _Clock, ctl: _Control) -> None:
+def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, ops: ImageOps,
+                  batch: int, clock: _Clock, ctl: _Control) -> None:
     """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
     analyser has nothing more right now."""
     pending: list[_Work] = []
@@ -259,9 +260,9 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
             done = True
         elif item is not None:
             pending.append(item)
-            faces += 0 if item.crops is None else len(item.crops)
+            faces += len(item.alignments) if item.crops is not None else 0
         if done or item is None or faces >= batch or (faces == 0 and pending):
-            for w in _restore_batch(pending, backend, clock):
+            for w in _restore_batch(pending, backend, ops, clock):
                 _put(q_out, w, ctl)
             pending, faces = [], 0
     _put(q_out, _END, ctl)
@@ -271,7 +272,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                   restorer: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
                   progress: Callable[[Progress], None] | None = None,
                   detector: FaceDetector | None = None,
-                  backend: RestoreBackend | None = None, backend_reason: str = "") -> Report:
+                  backend: RestoreBackend | None = None, backend_reason: str = "",
+                  image_ops: ImageOps | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
@@ -289,9 +291,10 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         info = reader.info
         if backend is None:
             backend, backend_reason = create_backend(config.model, restorer=restorer)
-        detector = detector or RetinaFaceDetector(config=config.detect)
         clock = _Clock()
-        analyser = _Analyser(config, detector, clock)
+        ops = image_ops or _image_ops_for(backend, config)
+        detector = detector or _detector_for(ops, config)
+        analyser = _Analyser(config, detector, ops, clock)
         ctl = _Control()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
@@ -302,6 +305,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             while True:
                 with clock.timed("decode"):
                     frame = next(it, None)
+                    if frame is not None and ops.device != "cpu":
+                        frame = replace(frame, rgb=ops.upload(frame.rgb))
                 if frame is None:
                     break
                 _put(q_frames, frame, ctl)
@@ -316,7 +321,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             _put(q_work, _END, ctl)
 
         def restore() -> None:
-            _restore_loop(q_work, q_done, backend, backend.max_batch, clock, ctl)
+            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
 
         threads = [_worker(decode, ctl), _worker(analyse, ctl), _worker(restore, ctl)]
         faces_per_frame: list[int] = []
@@ -326,9 +331,9 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             with VideoWriter(output, info=info, source=input, config=config.encode,
                              overwrite=config.overwrite) as writer:
                 while (work := _get(q_done, ctl)) is not _END:
-                    frame = _paste(work, config, clock)
+                    frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
-                        writer.write(frame)
+                        writer.write(replace(frame, rgb=ops.to_host(frame.rgb)))
                     written += 1
                     faces_per_frame.append(len(work.alignments))
                     detected += work.detected
@@ -363,6 +368,21 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
 
 
+def _image_ops_for(backend: RestoreBackend, config: RestoreConfig) -> ImageOps:
+    """Image work runs where the network runs: frames go to the GPU once and stay there."""
+    if backend.device.startswith("cuda"):
+        from .faces.gpu_ops import GpuImageOps
+        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
+    return CpuImageOps()
+
+
+def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
+    if ops.device.startswith("cuda"):
+        from .faces.detect_torch import TorchRetinaFaceDetector
+        return TorchRetinaFaceDetector(config=config.detect, device=ops.device)
+    return RetinaFaceDetector(config=config.detect)
+
+
 def _probe_quietly(path: Path):
     from .media.decode import probe
     try:
@@ -392,26 +412,28 @@ class Restorer:
         else:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
-        self.detector = detector or RetinaFaceDetector(config=config.detect)
+        self.ops = _image_ops_for(backend, config)
+        self.detector = detector or _detector_for(self.ops, config)
         self.clock = _Clock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        analyser = _Analyser(self.config, self.detector, self.clock)
+        analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
         pending: list[_Work] = []
 
         def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
             pending.extend(items)
-            faces = sum(0 if w.crops is None else len(w.crops) for w in pending)
+            faces = sum(len(w.alignments) for w in pending if w.crops is not None)
             if final or faces >= self.backend.max_batch or (faces == 0 and pending):
-                for w in _restore_batch(pending, self.backend, self.clock):
-                    yield _paste(w, self.config, self.clock).rgb
+                for w in _restore_batch(pending, self.backend, self.ops, self.clock):
+                    yield self.ops.to_host(_paste(w, self.config, self.ops, self.clock).rgb)
                 pending.clear()
 
         for i, rgb in enumerate(frames):
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
             if rgb.ndim != 3 or rgb.shape[2] != 3:
                 raise ValueError(f"frame {i}: expected (H,W,3) uint8 RGB, got shape {rgb.shape}")
-            yield from drain(analyser.push(Frame(index=i, pts=i, time_base=_UNIT, rgb=rgb)))
+            frame = Frame(index=i, pts=i, time_base=_UNIT, rgb=self.ops.upload(rgb))
+            yield from drain(analyser.push(frame))
         yield from drain(analyser.flush(), final=True)
 
     __call__ = restore_frames
