@@ -20,7 +20,7 @@ if TESTDATA is not None:
 
 DECODABLE = sorted(p for p, f in _MANIFEST.items() if f["has_video"] and f["frame_count"])
 MUST_FAIL = sorted(p for p, f in _MANIFEST.items() if f["frame_count"] in (0, None))
-_BIG = 100e6  # pixels x frames above which a decode-everything test is marked slow
+_BIG = 200e6  # pixels x frames above which a decode-everything test is marked slow (4K, 1080p)
 
 
 def _param(p: str) -> object:
