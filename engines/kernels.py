@@ -67,7 +67,8 @@ def kernel_source(name: str) -> str:
 def load_module(name: str, device: int | None = None, source: Source = "auto") -> Any:
     """The cupy.RawModule of kernel family ``name`` on CUDA ``device`` (default: torch's current).
 
-    source "auto": the fatbin if present and loadable, else NVRTC; "fatbin"/"nvrtc" force one.
+    source "auto": the fatbin if present, not older than its .cu/.cuh and loadable by this driver,
+    else NVRTC; "fatbin" / "nvrtc" force one (a "fatbin" that cannot load raises BackendUnavailable).
     """
     if device is None:
         device = torch.cuda.current_device()
@@ -82,7 +83,9 @@ def _load_module(name: str, device: int, source: Source) -> Any:
     first = KERNEL_NAMES[name][0]
     fatbin = FATBIN_DIR / f"{name}.fatbin"
     with cupy.cuda.Device(device):
-        if source in ("auto", "fatbin"):
+        if source == "auto" and fatbin.is_file() and _is_stale(fatbin, name):
+            log.warning("%s is older than its sources; compiling %s.cu with NVRTC instead", fatbin, name)
+        elif source in ("auto", "fatbin"):
             if fatbin.is_file():
                 try:
                     mod = cupy.RawModule(path=str(fatbin))
@@ -98,6 +101,11 @@ def _load_module(name: str, device: int, source: Source) -> Any:
         mod = cupy.RawModule(code=kernel_source(name), options=NVRTC_OPTIONS)
         mod.get_function(first)  # compile now, so errors surface at load time
         return mod
+
+
+def _is_stale(fatbin: Path, name: str) -> bool:
+    built = fatbin.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in (KERNEL_DIR / f"{name}.cu", KERNEL_DIR / COMMON_HEADER))
 
 
 # ----------------------------------------------------------------------------- launch helpers

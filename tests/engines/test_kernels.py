@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -98,6 +99,60 @@ def test_cpu_device_refused():
         K.WarpKernels("cpu")
 
 
+class FakeCupy:
+    """Records how _load_module builds modules: RawModule(path=...) or RawModule(code=...)."""
+
+    def __init__(self, fail_path: bool = False) -> None:
+        self.made: list[str] = []
+        fake = self
+
+        class RawModule:
+            def __init__(self, code=None, *, path=None, options=()):
+                self.kind = "fatbin" if path else "nvrtc"
+                fake.made.append(self.kind)
+                if code is not None:
+                    assert code == K.kernel_source("sft") and tuple(options) == K.NVRTC_OPTIONS
+
+            def get_function(self, name):
+                if self.kind == "fatbin" and fail_path:
+                    raise RuntimeError("CUDA_ERROR_UNSUPPORTED_PTX_VERSION")
+                return name
+
+        class Device:
+            def __init__(self, index):
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        self.RawModule = RawModule
+        self.cuda = types.SimpleNamespace(Device=Device)
+
+
+@pytest.mark.parametrize("case", ["fresh", "stale", "missing", "broken"])
+def test_load_module_prefers_a_fresh_loadable_fatbin(case, tmp_path, monkeypatch):
+    fake = FakeCupy(fail_path=case == "broken")
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(K, "FATBIN_DIR", tmp_path)
+    if case != "missing":
+        fatbin = tmp_path / "sft.fatbin"
+        fatbin.write_bytes(b"x")
+        src_time = (K.KERNEL_DIR / "sft.cu").stat().st_mtime
+        os.utime(fatbin, (src_time - 10, src_time - 10) if case == "stale" else (src_time + 10, src_time + 10))
+    load = K._load_module.__wrapped__
+    mod = load("sft", 0, "auto")
+    assert mod.kind == ("fatbin" if case == "fresh" else "nvrtc")
+    assert load("sft", 0, "nvrtc").kind == "nvrtc"
+    if case in ("fresh", "stale"):  # forcing the fatbin ignores its age
+        assert load("sft", 0, "fatbin").kind == "fatbin"
+    else:
+        with pytest.raises(BackendUnavailable, match="prebuilt kernels"):
+            load("sft", 0, "fatbin")
+
+
 def emulated(family: str):
     """The real wrapper class, launching on the CPU emulation with CPU tensors."""
     cls = FAMILIES[family]
@@ -124,7 +179,7 @@ def check_modconv(ops, device, dtype, hw: tuple[int, int]):
     s = (torch.randn(b, cin, generator=gen) + 1).to(device)
     wsq = torch.rand(cout, cin, generator=gen).to(device)
     for sd in (s, s.to(dtype)):
-        torch.testing.assert_close(ops.style_demod(sd, wsq), R.style_demod(sd, wsq), atol=0, rtol=2e-6)
+        torch.testing.assert_close(ops.style_demod(sd, wsq), R.style_demod(sd, wsq), atol=0, rtol=1e-5)
     x = torch.randn(b, cin, h, w, generator=gen).to(device, dtype)
     torch.testing.assert_close(ops.modulate_input(x, s), R.modulate_input(x, s), **tol)
     inplace = x.clone()
@@ -185,7 +240,7 @@ def check_warp(ops, device, dtype, size, h=40, w=60):
         want = R.warp_crops_nv12(y, uv, inv, matrix=matrix, size=size, dtype=dtype, border="replicate")
         # a uint8 conversion may round the other way at an exact .5 (FMA): 1 level = 2/255
         diff = (got.float() - want.float()).abs()
-        assert diff.max() <= 2.0 / 255 + 1e-3 and (diff > 1e-3).float().mean() < 0.01
+        assert diff.max() <= 2.0 / 255 + 2e-3 and (diff > 2e-3).float().mean() < 0.01
 
 
 def check_paste(ops, device, dtype, size, h=40, w=60):
