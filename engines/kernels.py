@@ -8,7 +8,16 @@ else the .cu source compiled by NVRTC at first use; cached per (family, device, 
 
 Tensors are passed to kernels as raw device pointers of validated, contiguous torch tensors (zero
 copy, no DLPack round trip) and every launch runs on torch's current CUDA stream of the tensor's
-device, so it orders with surrounding torch work. CuPy is imported lazily.
+device, so it orders with surrounding torch work. CuPy is imported lazily. No autograd: inference only.
+
+    ops = ModConvKernels("cuda")                      # or kernels_reference for the torch version
+    xm = ops.modulate_input(x, s)                     # x * s[b, i]
+    y = F.conv2d(xm, weight[0], padding=1)            # the shared convolution (cuDNN)
+    ops.modconv_epilogue(y, ops.style_demod(s, wsq), bias, noise=noise, noise_strength=strength)
+
+GPU check: `cmake -S . -B build && cmake --build build -j` (optional), then
+`VIDRESTORE_REQUIRE_CUDA=1 python -m pytest tests/engines/test_kernels.py -q`, and
+`engines.kernels_bench.benchmark_kernels("cuda")` for timings.
 """
 from __future__ import annotations
 
@@ -169,10 +178,14 @@ class _Family:
     def _launch(self, kernel: str, grid: tuple[int, int, int], block: tuple[int, int, int], args: tuple) -> None:
         cp = self._cupy
         ts = torch.cuda.current_stream(self.device)
-        from_external = getattr(cp.cuda.Stream, "from_external", None)
+        stream = None
+        from_external = getattr(cp.cuda.Stream, "from_external", None)  # CuPy >= 14
         if from_external is not None and hasattr(ts, "__cuda_stream__"):
-            stream = from_external(ts)
-        else:
+            try:
+                stream = from_external(ts)
+            except TypeError:
+                stream = None
+        if stream is None:
             stream = cp.cuda.ExternalStream(ts.cuda_stream, self.device.index)
         with cp.cuda.Device(self.device.index), stream:
             self._functions[kernel](grid, block, args)
