@@ -102,12 +102,25 @@ def frame_to_rgb(vf: av.VideoFrame, *, want_alpha: bool) -> tuple[np.ndarray, np
     return arr, None
 
 
+def rot90(img: np.ndarray, k: int) -> np.ndarray:
+    """``np.rot90(img, k)`` (counter-clockwise quarter turns) as a contiguous array.
+
+    Uses OpenCV's rotate, ~10x faster than copying numpy's strided view of an HD frame."""
+    k %= 4
+    if not k:
+        return img
+    import cv2
+
+    code = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}[k]
+    return cv2.rotate(np.ascontiguousarray(img), code)
+
+
 def upright(img: np.ndarray | None, rotation: int) -> np.ndarray | None:
-    """Apply a display-matrix rotation (counter-clockwise degrees) to a stored image."""
+    """Apply a display-matrix rotation (counter-clockwise degrees) to a stored image:
+    ``np.rot90(img, k=(rotation // 90) % 4)``."""
     if img is None:
         return None
-    k = (int(rotation) // 90) % 4
-    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
+    return rot90(img, (int(rotation) // 90) % 4)
 
 
 def _open(path: Path, threads: int, frame_threads: bool) -> tuple[av.container.InputContainer, av.video.VideoStream]:

@@ -39,6 +39,7 @@ from ..config import EncodeConfig
 from ..errors import EncodeError, OutputError
 from ..types import Frame, VideoInfo
 from .audio import AudioMuxer
+from .decode import rot90
 from .image import ALPHA_EXTS, IMAGE_EXTS, encode_image
 
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -228,7 +229,7 @@ class VideoWriter:
 
     # -- writing ---------------------------------------------------------------------------------
     def _to_stored(self, img: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.rot90(img, k=-self._k)) if self._k else img
+        return rot90(img, -self._k)
 
     def write(self, frame: Frame) -> None:
         if self._done:

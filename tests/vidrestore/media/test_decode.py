@@ -20,7 +20,7 @@ if TESTDATA is not None:
 
 DECODABLE = sorted(p for p, f in _MANIFEST.items() if f["has_video"] and f["frame_count"])
 MUST_FAIL = sorted(p for p, f in _MANIFEST.items() if f["frame_count"] in (0, None))
-_BIG = 100e6  # pixels x frames above which a decode-everything test is marked slow
+_BIG = 200e6  # pixels x frames above which a decode-everything test is marked slow (4K, 1080p)
 
 
 def _param(p: str) -> object:
@@ -237,3 +237,12 @@ def test_probe_reports_colour_and_stream_facts(testdata: Path) -> None:
     assert [a.codec for a in two.audio] == ["aac", "aac"]
     cover = probe(testdata / "edge/cover_art_attached_pic_face.mp4")
     assert cover.codec == "h264"  # the attached picture is not the video
+
+
+@pytest.mark.parametrize("k", range(-4, 5))
+def test_fast_rot90_equals_numpy(k: int) -> None:
+    from vidrestore.media.decode import rot90
+    rng = np.random.default_rng(k + 4)
+    for shape in [(5, 7, 3), (6, 9)]:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert np.array_equal(rot90(a, k), np.rot90(a, k))

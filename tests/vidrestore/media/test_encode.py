@@ -330,3 +330,20 @@ def test_writer_rejects_bad_frames_and_empty_output(small_clip: Path, tmp_path: 
     assert list(tmp_path.glob("*o.*")) == []
     with pytest.raises(OutputError, match="still-image"):
         VideoWriter(tmp_path / "o.png", info=info, source=small_clip)
+
+
+def test_generated_frames_without_source_or_pts(small_clip: Path, tmp_path: Path) -> None:
+    """No source (no audio to copy) and frames without pts: times are laid out at the average rate."""
+    from vidrestore.types import Frame
+    with VideoReader(small_clip) as r:
+        info = r.info
+        frames = [Frame(index=f.index, pts=None, time_base=f.time_base, rgb=f.rgb) for f in r]
+    out = tmp_path / "gen.mkv"
+    with VideoWriter(out, info=info, source=None, config=EncodeConfig(codec="ffv1")) as w:
+        for f in frames:
+            w.write(f)
+    with VideoReader(out) as r:
+        got = list(r)
+    assert len(got) == 3 and all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, got))
+    steps = np.diff([f.time_s for f in got])
+    assert np.allclose(steps, float(1 / info.avg_rate), atol=1e-3)
