@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import textwrap
 from pathlib import Path
 
 from vidrestore.errors import InputError
@@ -89,8 +90,8 @@ def plot_pipeline(runs: list[dict], out: Path) -> Path | None:
     stages += [s for r in runs for s in r["seconds"] if s not in stages and s != "total"
                and not s.startswith("cpu")]
     stages = list(dict.fromkeys(stages))
-    labels = [_run_label(r) for r in runs]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 1.8 + 0.6 * len(runs)), squeeze=True,
+    labels = [textwrap.fill(_run_label(r), 44) for r in runs]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 1.8 + 0.8 * len(runs)), squeeze=True,
                                    gridspec_kw={"width_ratios": [3, 2]})
     cmap = plt.get_cmap("tab10")
     left = [0.0] * len(runs)
@@ -113,11 +114,11 @@ def plot_pipeline(runs: list[dict], out: Path) -> Path | None:
     ax2.set_yticks([])
     ax2.invert_yaxis()
     for bar, f, r in zip(bars, fps, runs):
-        ms = 1000.0 / f if f else float("inf")
-        ax2.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {f:.3g} fps ({ms:.4g} ms/frame)",
+        per = (f"{1 / f:.3g} s/frame" if f < 1 else f"{1000 / f:.3g} ms/frame") if f > 0 else "no frames"
+        ax2.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {f:.3g} fps\n {per}",
                  va="center", fontsize=8)
-    ax2.set_xlim(min(fps) / 2 if min(fps) > 0 else 1e-3, max(fps) * 30)
-    ax2.set_title("Pipeline speed", fontsize=10)
+    low = min(f for f in fps if f > 0) / 3 if any(f > 0 for f in fps) else 1e-3
+    ax2.set_xlim(low, max(max(fps) * 300, low * 1e4))
     fig.tight_layout()
     return _save(fig, out / "pipeline_stages.png")
 
