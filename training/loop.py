@@ -277,34 +277,35 @@ class Trainer:
             be.copy_(b)
 
     # ------------------------------------------------------------------------------------------
-    def fit(self, iterations: int | None = None) -> dict[str, float]:
-        """Train until ``schedule.total_iters`` (or ``iterations`` more). Returns the last logged values."""
+    def fit(self, iterations: int | None = None, *, save_at_end: bool = True) -> dict[str, float]:
+        """Train until ``schedule.total_iters`` (or ``iterations`` more, then save a checkpoint unless
+        ``save_at_end`` is false). Validation and samples follow ``logging.*_every`` and the last iteration.
+        Returns the last logged values."""
         lg = self.cfg.logging
-        stop = self.cfg.schedule.total_iters if iterations is None else self.iteration + iterations
+        total = self.cfg.schedule.total_iters
+        stop = total if iterations is None else min(total, self.iteration + iterations)
         if self._log is None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.toml").write_text(dump_toml(self.cfg))
             self._log = RunLog(self.out_dir, self.loss_keys(), tensorboard=lg.tensorboard,
                                resume_at=self.iteration)
         last: dict[str, float] = {}
-        t0 = time.perf_counter()
-        n_timed = 0
+        t0, n_timed = time.perf_counter(), 0
         if self.iteration >= stop:
             return last
         for batch in self.batches():
             values = self.train_step(batch)
             n_timed += 1
             it = self.iteration
-            if it % lg.log_every == 0 or it == stop:
+            validate = self.val_set is not None and (it % lg.val_every == 0 or it == total)
+            if validate:
+                values.update(self.validate(save_samples=it % lg.sample_every == 0 or it == total))
+            if it % lg.log_every == 0 or it == stop or validate:
                 values["sec_per_iter"] = (time.perf_counter() - t0) / n_timed
                 t0, n_timed = time.perf_counter(), 0
-                if self.val_set is not None and (it % lg.val_every == 0 or it == stop):
-                    values.update(self.validate(save_samples=it % lg.sample_every == 0 or it == stop))
                 self._log.write(it, values)
                 last = values
-            elif self.val_set is not None and it % lg.val_every == 0:
-                self._log.write(it, self.validate(save_samples=it % lg.sample_every == 0))
-            if it % lg.save_every == 0 or it == stop:
+            if it % lg.save_every == 0 or it == total or (it == stop and save_at_end):
                 self.save_checkpoint()
             if it >= stop:
                 break
