@@ -5,6 +5,9 @@ StyleGAN2 decoder file: the authors' "clean" layout, ``{"params_ema": StyleGAN2G
 (keys ``style_mlp.*``, ``constant_input.weight``, ``style_conv1.*``, ``to_rgb1.*``, ``style_convs.*``,
 ``to_rgbs.*``, ``noises.noise*``), same out_size / channel multiplier / style size as the model. Each key
 maps to ``stylegan_decoder.<key>`` of the generator; all of them must be present with equal shapes.
+:func:`extract_decoder` writes such a file from a released clean GFP-GAN (v1.2, v1.3, v1.4):
+
+    python -m training.pretrained GFPGANv1.4.pth stylegan2_512_cmul2_clean.pth
 """
 from __future__ import annotations
 
@@ -74,3 +77,30 @@ def load_generator(generator: nn.Module, path: str | Path) -> None:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"does not match the configured generator: {str(exc)[:300]}", path=path) from None
+
+
+def extract_decoder(gfpgan_path: str | Path, out_path: str | Path) -> int:
+    """Write the ``stylegan_decoder.*`` tensors of a GFP-GAN checkpoint as a clean StyleGAN2 file
+    ``{"params_ema": ...}`` (keys without the prefix). Returns the number of tensors."""
+    state = read_state(gfpgan_path)
+    dec = {k.removeprefix("stylegan_decoder."): v for k, v in state.items() if k.startswith("stylegan_decoder.")}
+    if not dec:
+        raise CheckpointError("no stylegan_decoder.* keys: not a GFP-GAN (clean) checkpoint", path=gfpgan_path)
+    torch.save({"params_ema": dec}, out_path)
+    return len(dec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m training.pretrained",
+                                 description="Extract the StyleGAN2 decoder of a clean GFP-GAN checkpoint.")
+    ap.add_argument("gfpgan", help="released GFP-GAN (clean) .pth, e.g. GFPGANv1.4.pth")
+    ap.add_argument("output", help="StyleGAN2 clean decoder file to write (model.decoder_path)")
+    args = ap.parse_args(argv)
+    n = extract_decoder(args.gfpgan, args.output)
+    print(f"wrote {n} decoder tensors to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -142,3 +142,16 @@ def test_configuration_errors(faces, tmp_path):
     assert tr.perceptual is None and tr.arcface is None and tr.comps is None
     with pytest.raises(ConfigError, match="larger than the dataset"):
         next(tr.batches())
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cuda(faces, tmp_path, precision):
+    tr = Trainer(_cfg(faces, tmp_path, "device=cuda", f"precision={precision}", "schedule.total_iters=4",
+                      "logging.save_every=4", "logging.val_every=4"))
+    assert tr.amp_dtype is not None and tr.scaler.is_enabled() == (precision == "fp16")
+    tr.fit()
+    tr.close()
+    rows = read_log(tmp_path / "log.csv")
+    assert len(rows) == 4 and all(math.isfinite(v) for r in rows for v in r.values())
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in tr.g.parameters())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.pretrained import load_generator, load_stylegan_decoder, read_state
+from training.pretrained import extract_decoder, load_generator, load_stylegan_decoder, main, read_state
 from vidrestore.errors import CheckpointError
 from vidrestore.models import GFPGAN
 
@@ -65,3 +65,19 @@ def test_fine_tune_from_a_release_file(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), src.state_dict().values()))
     with pytest.raises(CheckpointError, match="does not match"):
         load_generator(GFPGAN(64, num_style_feat=16, channel_multiplier=1, narrow=0.0625), tmp_path / "g.pth")
+
+
+def test_extract_decoder_from_a_release_file(tmp_path, capsys):
+    torch.manual_seed(0)
+    src = _small()
+    torch.save({"params_ema": src.state_dict()}, tmp_path / "GFPGANvX.pth")
+    assert main([str(tmp_path / "GFPGANvX.pth"), str(tmp_path / "dec.pth")]) == 0
+    assert "decoder tensors" in capsys.readouterr().out
+    g = _small()
+    load_stylegan_decoder(g, tmp_path / "dec.pth")
+    for k, v in src.state_dict().items():
+        if k.startswith("stylegan_decoder."):
+            assert torch.equal(g.state_dict()[k], v)
+    torch.save({"params_ema": {"x": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="no stylegan_decoder"):
+        extract_decoder(tmp_path / "other.pth", tmp_path / "o.pth")
