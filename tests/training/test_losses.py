@@ -42,7 +42,7 @@ def test_r1_of_a_linear_discriminator_is_its_weight_norm_squared():
 def test_r1_of_a_quadratic_discriminator():
     x = torch.full((2, 1, 1, 2), 3.0, requires_grad=True)
     logits = (x ** 2).flatten(1).sum(1)                                          # grad = 2x = 6 per entry
-    assert float(L.r1_penalty(logits, x)) == pytest.approx(2 * 36.0)
+    assert float(L.r1_penalty(logits, x).detach()) == pytest.approx(2 * 36.0)
 
 
 def test_roi_align_of_a_ramp():

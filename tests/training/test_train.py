@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import pytest
 import torch
 
 from training.config import load_config
