@@ -86,7 +86,7 @@ def test_component_style_and_identity():
     a, b = torch.zeros(2, 512, requires_grad=True), torch.ones(2, 512, requires_grad=True)
     loss = L.identity_l1(a, b)
     loss.backward()
-    assert float(loss) == 1.0 and b.grad is None and a.grad is not None
+    assert float(loss.detach()) == 1.0 and b.grad is None and a.grad is not None
 
 
 def test_vgg19_layout_matches_torchvision(tmp_path):
