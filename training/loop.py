@@ -260,6 +260,7 @@ class Trainer:
                 self._step(self.opt_comps[p], list(self.comps[p].parameters()))
 
         self.scaler.update()
+        self._last_batch = (lq.detach(), out.detach(), gt.detach())      # for training sample grids
         lr = self.opt_g.param_groups[0]["lr"]
         for s in self.schedulers:
             s.step()
@@ -300,6 +301,9 @@ class Trainer:
             validate = self.val_set is not None and (it % lg.val_every == 0 or it == total)
             if validate:
                 values.update(self.validate(save_samples=it % lg.sample_every == 0 or it == total))
+            if self.val_set is None and (it % lg.sample_every == 0 or it == total):
+                lq, out, gt = (t[:4].float().cpu() for t in self._last_batch)
+                save_grid(self.out_dir / "samples" / f"train_{it:08d}.png", [list(r) for r in zip(lq, out, gt)])
             if it % lg.log_every == 0 or it == stop or validate:
                 values["sec_per_iter"] = (time.perf_counter() - t0) / n_timed
                 t0, n_timed = time.perf_counter(), 0

@@ -37,12 +37,15 @@ def test_train_a_few_iterations_and_resume_auto(testdata, tmp_path, capsys):
     torch.set_num_threads(1)
     try:
         args = ["--config", str(TINY), "--set", f"data.train_dir={faces}", "--set", f"logging.out_dir={tmp_path / 'run'}"]
-        assert main(args + ["--iters", "2"]) == 0
+        assert main(args + ["--set", "logging.sample_every=2", "--iters", "2"]) == 0
         assert (tmp_path / "run" / "checkpoints" / "state_00000002.pt").is_file()
+        grid = cv2.imread(str(tmp_path / "run" / "samples" / "train_00000002.png"))   # no val set: batch grid
+        assert grid.shape == (2 * 64, 3 * 64, 3)
         assert main(args + ["--iters", "1", "--resume", "auto"]) == 0
         out = capsys.readouterr().out
         assert "from iteration 2" in out and "l_g_total=" in out
         assert (tmp_path / "run" / "checkpoints" / "state_00000003.pt").is_file()
+        assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["train_00000002.png"]
         rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
         assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
     finally:
