@@ -39,6 +39,10 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile,
             OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+            raise CheckpointError(
+                "not a plain weights file: it holds Python objects that a safe load "
+                "(torch.load(weights_only=True)) refuses to unpickle", path=path) from exc
         if head.startswith(b"PK\x03\x04"):
             raise CheckpointError(
                 f"checkpoint is truncated or corrupt ({size} bytes; an interrupted download?): "
