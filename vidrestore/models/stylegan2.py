@@ -68,9 +68,11 @@ class ModulatedConv2d(nn.Module):
         self.modulation.bias.fill_(1.0)
 
     def demodulation(self, s: Tensor) -> Tensor:
-        """(N, in) styles -> (N, out) factors rsqrt(sum_i s_i^2 * |W_oi|^2 + eps), computed in FP32."""
-        w2 = self.weight[0].float().square().sum(dim=(2, 3))            # (out, in)
-        return torch.rsqrt(s.float().square() @ w2.t() + DEMOD_EPS)    # (N, out)
+        """(N, in) styles -> (N, out) factors rsqrt(sum_i s_i^2 * |W_oi|^2 + eps), computed in FP32
+        (also under autocast, which would otherwise run the matmul in FP16/BF16)."""
+        with torch.autocast(device_type=s.device.type, enabled=False):
+            w2 = self.weight[0].float().square().sum(dim=(2, 3))            # (out, in)
+            return torch.rsqrt(s.float().square() @ w2.t() + DEMOD_EPS)    # (N, out)
 
     def forward(self, x: Tensor, style: Tensor, *, gain: float = 1.0) -> Tensor:
         """x: (N, in, H, W); style: (N, num_style_feat) -> (N, out, H', W') (H' = 2H when upsampling),
