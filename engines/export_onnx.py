@@ -52,10 +52,26 @@ def _load_model(model_or_path: nn.Module | str | os.PathLike[str]) -> nn.Module:
     if isinstance(model_or_path, nn.Module):
         return model_or_path
     from vidrestore.models import load_gfpgan
-    from vidrestore.models.weights import resolve_weights
 
-    path = resolve_weights(str(model_or_path))
+    path = Path(model_or_path)
+    if not path.is_file():  # a release name (or a missing file, which resolve_weights reports)
+        from vidrestore.models.weights import resolve_weights
+
+        path = resolve_weights(str(model_or_path))
     return load_gfpgan(path, device="cpu", dtype=torch.float32)
+
+
+class _ImageToImage(nn.Module):
+    """``forward(input) -> output`` only: the TorchScript tracer passes keyword-only options with
+    defaults (``return_rgbs=False`` ...) positionally, so the model is called through this wrapper."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def _image_size(model: nn.Module, size: int | None) -> int:
@@ -95,12 +111,13 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str |
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
         raw = Path(tmp) / "model.onnx"
         try:
-            _run_exporter(model, example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
+            _run_exporter(_ImageToImage(model), example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
         except VidRestoreError:
             raise
         except Exception as err:  # the exporters raise many unrelated types
             raise ExportError(f"ONNX export failed ({exporter} exporter): {err}", path=output) from err
         proto = onnx.load(str(raw), load_external_data=True)
+    _declare_output_shape(proto, side)
     if fp16:
         from .precision import convert_to_fp16
 
@@ -142,6 +159,19 @@ def _run_exporter(model: nn.Module, example: torch.Tensor, path: Path, *, opset:
             program.save(str(path))
         else:
             raise ValueError(f"unknown exporter {exporter!r}")
+
+
+def _declare_output_shape(proto, side: int) -> None:
+    """The tracer leaves the output's H and W symbolic (they come out of Resize nodes); the model maps
+    (N, 3, S, S) to (N, 3, S, S), so declare that, with the input's batch symbol."""
+    batch = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        return
+    dims[0].CopyFrom(batch)
+    for dim, value in zip(dims[1:], (3, side, side)):
+        dim.Clear()
+        dim.dim_value = value
 
 
 def _set_metadata(proto, meta: dict[str, str]) -> None:

@@ -95,7 +95,30 @@ def convert_to_fp16(proto, *, keep_io_types: bool = True, block_nodes: Iterable[
         converted = convert_float_to_float16(proto, keep_io_types=keep_io_types, node_block_list=blocked,
                                              disable_shape_infer=False)
     fold_cast_round_trips(converted)
+    topological_sort(converted)
     return converted
+
+
+def topological_sort(proto) -> None:
+    """Reorder ``proto.graph.node`` in place so every node follows its producers (the converter
+    appends its Casts at the end); the original order is kept wherever it is already valid."""
+    graph = proto.graph
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ValueError(f"graph has a cycle or a missing input near node {rest[0].name!r}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def fold_cast_round_trips(proto) -> int:

@@ -154,7 +154,7 @@ def choose_backend(*, requested: BackendName, device: Device, precision: Precisi
         where = f"{dev}" + (f" ({caps.gpu_name})" if dev == "cuda" and caps.gpu_name else "")
         return BackendChoice(requested, dev, precision, f"--backend {requested} requested; runs on {where}")
 
-    skipped = []
+    skipped = [] if caps.cuda or device == "cpu" else ["GPU backends: no CUDA GPU is visible to torch"]
     for name, dev in _auto_candidates(device, precision, caps):
         why = _why_not(name, dev, precision, caps)
         if why is None:
