@@ -66,3 +66,12 @@ def manifest(testdata: Path) -> dict[str, dict]:
     """MANIFEST.json entries by relative path."""
     data = json.loads((testdata / "MANIFEST.json").read_text())
     return {f["path"]: f for f in data["files"]}
+
+
+@pytest.fixture(scope="session")
+def gfpgan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-initialised 512 px GFP-GAN checkpoint in the official {'params_ema': ...} format
+    (realistic weights, see tests/support/checkpoints.py), built once per session."""
+    from tests.support.checkpoints import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("gfpgan") / "gfpgan_random_512.pth", 512, seed=0)

@@ -1,0 +1,168 @@
+"""Reading and writing GFP-GAN checkpoints in the official format ``{"params_ema": state_dict}``.
+
+The architecture is inferred from the state dict (output size from the noise buffers, widths from
+weight shapes), so training exports at 64/128 px load with the same call as the 512 px releases.
+Every failure is a :class:`CheckpointError` naming the file.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError
+from .gfpgan import GFPGAN
+
+STATE_KEYS = ("params_ema", "params")
+_PROBE_KEY = "conv_body_first.weight"
+_NOISE_PREFIX = "stylegan_decoder.noises.noise"
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    if not path.exists():
+        raise CheckpointError("checkpoint file not found", path=path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint path is not a file", path=path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError("checkpoint file is empty", path=path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile,
+            OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+            raise CheckpointError(
+                "not a plain weights file: it holds Python objects that a safe load "
+                "(torch.load(weights_only=True)) refuses to unpickle", path=path) from exc
+        if head.startswith(b"PK\x03\x04"):
+            raise CheckpointError(
+                f"checkpoint is truncated or corrupt ({size} bytes; an interrupted download?): "
+                f"{_short(exc)}", path=path) from exc
+        if head[:2] == b"\x80\x02" and isinstance(exc, EOFError):
+            raise CheckpointError(f"checkpoint is truncated ({size} bytes)", path=path) from exc
+        raise CheckpointError(f"not a PyTorch checkpoint (starts with {head!r}): {_short(exc)}",
+                              path=path) from exc
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"not a GFP-GAN checkpoint: holds a {type(obj).__name__}, "
+                              f"expected a dict with 'params_ema' or 'params'", path=path)
+    for key in STATE_KEYS:
+        if key in obj and isinstance(obj[key], Mapping):
+            state = obj[key]
+            break
+    else:
+        if _PROBE_KEY in obj:  # a bare state dict
+            state = obj
+        else:
+            keys = ", ".join(repr(k) for k in list(obj)[:5]) or "none"
+            raise CheckpointError(f"not a GFP-GAN checkpoint: no 'params_ema' or 'params' entry "
+                                  f"(top-level keys: {keys})", path=path)
+    bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(f"not a GFP-GAN checkpoint: non-tensor entries such as {bad[0]!r}",
+                              path=path)
+    return dict(state)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def infer_config(state: Mapping[str, Tensor]) -> dict[str, int]:
+    """Constructor arguments of :class:`GFPGAN` that produce this state dict's shapes.
+
+    Raises KeyError/ValueError when the keys needed for inference are missing or inconsistent.
+    """
+    noise = sorted(int(k[len(_NOISE_PREFIX):]) for k in state if k.startswith(_NOISE_PREFIX))
+    if not noise:
+        raise KeyError(f"{_NOISE_PREFIX}*")
+    out_size = int(state[f"{_NOISE_PREFIX}{noise[-1]}"].shape[-1])
+    if 2 ** int(math.log2(out_size)) != out_size or out_size < 8:
+        raise ValueError(f"noise buffers imply an output size of {out_size}")
+    num_style_feat = int(state["stylegan_decoder.style_conv1.modulated_conv.modulation.weight"].shape[1])
+    num_mlp = sum(1 for k in state if k.startswith("stylegan_decoder.style_mlp.") and k.endswith(".weight"))
+    channel_multiplier = 2
+    if out_size >= 64:  # decoder width at 64 px is 256 * channel_multiplier (level 64 = convs 6, 7)
+        w64 = int(state["stylegan_decoder.style_convs.6.bias"].shape[1])
+        channel_multiplier = max(1, w64 // 256)
+    return {"out_size": out_size, "num_style_feat": num_style_feat,
+            "channel_multiplier": channel_multiplier, "num_mlp": num_mlp}
+
+
+def _mismatch_message(model: nn.Module, state: Mapping[str, Tensor]) -> str | None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if not (missing or unexpected or shapes):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:3])})")
+    return "; ".join(parts)
+
+
+def load_gfpgan(path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32) -> GFPGAN:
+    """Load a GFP-GAN (clean architecture) checkpoint: eval mode, gradients off, on device/dtype.
+
+    Reads ``params_ema`` (else ``params``) with ``torch.load(weights_only=True)``; the architecture
+    (out_size, widths, style size) comes from the state dict. Raises CheckpointError naming the file
+    when it is missing, not a checkpoint, truncated, or of another architecture.
+    """
+    path = Path(path)
+    state = _read_state_dict(path)
+    try:
+        config = infer_config(state)
+    except (KeyError, ValueError, IndexError) as exc:
+        n = len(state)
+        raise CheckpointError(
+            f"not a GFP-GAN (v1 clean) checkpoint: cannot infer the architecture from its {n} keys "
+            f"(needs {exc}; first keys: {', '.join(list(state)[:3])})", path=path) from exc
+    model = GFPGAN(**config)
+    problem = _mismatch_message(model, state)
+    if problem is not None:
+        raise CheckpointError(
+            f"wrong architecture for GFPGANv1Clean(out_size={config['out_size']}, "
+            f"channel_multiplier={config['channel_multiplier']}): {problem}", path=path)
+    model.load_state_dict(state, strict=True)
+    model.eval().requires_grad_(False)
+    return model.to(device=device, dtype=dtype)
+
+
+def save_gfpgan(model_or_state_dict: nn.Module | Mapping[str, Tensor], path: str | os.PathLike[str], *,
+                key: str = "params_ema") -> Path:
+    """Write ``{key: state_dict}`` (the official format, CPU tensors) atomically: temp file + rename."""
+    if key not in STATE_KEYS:
+        raise ValueError(f"key must be one of {STATE_KEYS}, got {key!r}")
+    state = (model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module)
+             else model_or_state_dict)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CheckpointError("folder does not exist", path=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({key: state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
