@@ -25,12 +25,10 @@ CACHE_FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$VIDRESTORE_HOME/engines``, else ``$XDG_CACHE_HOME/vidrestore/engines`` (``~/.cache/...``)."""
-    home = os.environ.get("VIDRESTORE_HOME")
-    if home:
-        return Path(home).expanduser() / "engines"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "vidrestore" / "engines"
+    """``<weights home>/engines``: ``$VIDRESTORE_HOME/engines`` or ``~/.cache/vidrestore/engines``."""
+    from vidrestore.models.weights import weights_home
+
+    return weights_home() / "engines"
 
 
 @dataclass(frozen=True)

@@ -146,5 +146,5 @@ def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDRESTORE_HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / "engines"
     monkeypatch.delenv("VIDRESTORE_HOME")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == tmp_path / "xdg" / "vidrestore" / "engines"
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert default_cache_dir() == tmp_path / "user" / ".cache" / "vidrestore" / "engines"
