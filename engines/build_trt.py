@@ -4,10 +4,10 @@ Precision is carried by the ONNX file, not by builder flags: ``precision="fp16"`
 FP16 export (:mod:`engines.precision`: convolutions in FP16, the demodulation island in FP32, FP32
 I/O) as a *strongly typed* network, so TensorRT runs exactly the types in the graph. That is the only
 mode TensorRT 11 has (``BuilderFlag.FP16`` and the precision-constraint flags are gone there; the
-``STRONGLY_TYPED`` creation flag is opt-in in 10.x and ignored in 11.x). For TensorRT builds without
-``STRONGLY_TYPED`` (< 9) a weakly typed fallback sets ``BuilderFlag.FP16`` on the FP32 graph and pins
-the demodulation layers to FP32 with ``layer.precision``/``set_output_type`` and
-``OBEY_PRECISION_CONSTRAINTS``.
+``STRONGLY_TYPED`` creation flag is opt-in in 10.x and ignored in 11.x). Weak typing
+(``BuilderFlag.FP16`` + ``layer.precision`` pins + ``OBEY_PRECISION_CONSTRAINTS``) is deliberately not
+used: it is deprecated since 10.12 and removed in 11, and the FP16 ONNX already says which layers stay
+FP32 (:func:`engines.precision.fp32_node_names`).
 
 The batch dimension gets one optimisation profile (min/opt/max on ``input``). A timing cache per
 GPU/TensorRT version lives beside the engines and makes rebuilds (other profiles, precisions) fast.
@@ -22,7 +22,7 @@ from pathlib import Path
 from vidrestore.errors import BackendUnavailable, ConfigError
 
 from .engine_cache import BatchProfile, EngineCache, EngineKey, default_cache_dir
-from .export_onnx import INPUT_NAME, OUTPUT_NAME, sha256_file
+from .export_onnx import INPUT_NAME, sha256_file
 
 TRT_INSTALL = ("TensorRT is not installed: pip install tensorrt (or vidrestore[trt]); it needs an "
                "NVIDIA GPU and driver")
@@ -101,20 +101,17 @@ def timing_cache_path(cache_dir: Path, gpu_name: str, compute_capability: str, t
 
 
 def build_serialized_engine(onnx_path: str | os.PathLike[str], *, profile: BatchProfile, image_size: int,
-                            precision: str = "fp16", workspace_gib: float = 4.0,
-                            timing_cache: Path | None = None, fp32_layers: frozenset[str] = frozenset(),
+                            workspace_gib: float = 4.0, timing_cache: Path | None = None,
                             log: Callable[[str], None] | None = None) -> bytes:
-    """Parse ``onnx_path`` and build a serialized engine with one batch profile.
-
-    ``precision`` is only consulted by the weakly typed fallback (TensorRT without ``STRONGLY_TYPED``),
-    where ``fp32_layers`` (ONNX node names, see :func:`engines.precision.fp32_node_names`) are pinned
-    to FP32; otherwise the graph's own types decide.
-    """
+    """Parse ``onnx_path`` into a strongly typed network and build a serialized engine with one batch
+    profile. The graph's own types decide the precision (FP32 export -> FP32 engine, mixed FP16 export
+    -> FP16 engine with the FP32 demodulation island)."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):  # 10.x: opt in; 11.x: always on
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)  # explicit batch is the only mode since TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):  # resolves external data beside the file
@@ -123,12 +120,9 @@ def build_serialized_engine(onnx_path: str | os.PathLike[str], *, profile: Batch
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    shapes = profile_shapes(profile, image_size)
     opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape(INPUT_NAME, *shapes)
+    opt_profile.set_shape(INPUT_NAME, *profile_shapes(profile, image_size))
     config.add_optimization_profile(opt_profile)
-    if not strongly_typed and precision == "fp16":
-        _pin_fp32_weakly_typed(trt, network, config, fp32_layers)
 
     cache = None
     if timing_cache is not None:
@@ -137,8 +131,8 @@ def build_serialized_engine(onnx_path: str | os.PathLike[str], *, profile: Batch
         config.set_timing_cache(cache, ignore_mismatch=False)
 
     if log is not None:
-        log(f"TensorRT {trt.__version__}: building {precision} engine, batch {profile.min}/{profile.opt}/"
-            f"{profile.max}, {'strongly' if strongly_typed else 'weakly'} typed")
+        log(f"TensorRT {trt.__version__}: building engine from {Path(onnx_path).name}, batch "
+            f"{profile.min}/{profile.opt}/{profile.max}")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendUnavailable("TensorRT failed to build the engine (see the TensorRT log above)",
@@ -149,27 +143,6 @@ def build_serialized_engine(onnx_path: str | os.PathLike[str], *, profile: Batch
         tmp.write_bytes(bytes(memoryview(data)))
         os.replace(tmp, timing_cache)
     return bytes(memoryview(serialized))
-
-
-def _pin_fp32_weakly_typed(trt, network, config, fp32_layers: frozenset[str]) -> None:
-    """TensorRT < 9 only: FP16 everywhere allowed, demodulation layers forced to FP32."""
-    config.set_flag(trt.BuilderFlag.FP16)
-    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if layer_matches(layer.name, fp32_layers):
-            layer.precision = trt.float32
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float32)
-
-
-def layer_matches(layer_name: str, node_names: frozenset[str] | set[str]) -> bool:
-    """TensorRT's ONNX parser names layers after ONNX nodes, sometimes with a suffix
-    (``/x/Div`` -> ``/x/Div``, ``/x/Div_1`` is another node, ``/x/Div_output_0`` a helper layer)."""
-    if layer_name in node_names:
-        return True
-    base = layer_name.split("_output", 1)[0]
-    return base in node_names
 
 
 def engine_key(info: OnnxInfo, *, precision: str, profile: BatchProfile, device: int = 0,
@@ -203,24 +176,18 @@ def build_engine(weights: str, *, precision: str = "fp16", min_batch: int = 1, o
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     weights_path = resolve_weights(weights)
-    strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-    onnx_path = ensure_onnx(weights_path, fp16=precision == "fp16" and strongly_typed, cache_dir=folder)
+    onnx_path = ensure_onnx(weights_path, fp16=precision == "fp16", cache_dir=folder)
     info = inspect_onnx(onnx_path)
+    if info.precision != precision:
+        raise BackendUnavailable(f"cached ONNX is {info.precision}, expected {precision}: delete it",
+                                 path=onnx_path)
     key = engine_key(info, precision=precision, profile=profile, device=device, trt_version=trt.__version__)
-    fp32_layers: frozenset[str] = frozenset()
-    if not strongly_typed and precision == "fp16":
-        import onnx
-
-        from .precision import fp32_node_names
-
-        fp32_layers = frozenset(fp32_node_names(onnx.load(str(onnx_path), load_external_data=False)))
     timing = timing_cache_path(folder, gpu_name, capability, trt.__version__)
 
     def build(k: EngineKey, out: Path) -> None:
         with _cuda_device(device):
             out.write_bytes(build_serialized_engine(onnx_path, profile=k.profile, image_size=k.image_size,
-                                                    precision=k.precision, workspace_gib=workspace_gib,
-                                                    timing_cache=timing, fp32_layers=fp32_layers, log=log))
+                                                    workspace_gib=workspace_gib, timing_cache=timing, log=log))
 
     return EngineCache(folder).get_or_build(key, build, log=log)
 

@@ -15,6 +15,7 @@ without the TorchScript exporter.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import os
 import sys
@@ -31,6 +32,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 BATCH_DIM = "batch"
 DEFAULT_OPSET = 17
+EXPORT_FORMAT = 1  # bump when the exported graph changes, so cached exports are redone
 EXTERNAL_DATA_THRESHOLD = 1 << 31  # protobuf's 2 GiB limit: bigger models keep weights beside the file
 
 Exporter = Literal["torchscript", "dynamo"]
@@ -102,7 +104,7 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str |
     model = _load_model(model_or_path).eval()
     param = next(model.parameters(), None)
     if param is not None and (param.dtype != torch.float32 or param.device.type != "cpu"):
-        model = model.float().cpu()
+        model = copy.deepcopy(model).float().cpu()  # never move the caller's model
     side = _image_size(model, size)
     example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)  # batch 2: nothing specialises to 1
     n_bytes = sum(p.numel() * 4 for p in model.parameters()) + sum(b.numel() * 4 for b in model.buffers())
@@ -233,7 +235,7 @@ def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
         raise CheckpointError("checkpoint not found", path=weights_path)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     digest = sha256_file(weights_path)[:16]
-    target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}.onnx"
+    target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"
     if target.is_file() and target.stat().st_size > 0:
         return target
     from vidrestore.models import load_gfpgan

@@ -8,11 +8,10 @@ import onnx
 import pytest
 import torch
 
-from engines.build_trt import (build_engine, gpu_identity, import_tensorrt, inspect_onnx, layer_matches,
-                               profile_shapes, timing_cache_path)
+from engines.build_trt import (build_engine, gpu_identity, import_tensorrt, inspect_onnx, profile_shapes,
+                               timing_cache_path)
 from engines.engine_cache import BatchProfile, EngineCache
 from engines.export_onnx import export_onnx
-from engines.precision import fp32_node_names
 from tests.support.small_gfpgan import small_checkpoint, small_gfpgan
 from vidrestore.errors import BackendUnavailable, ConfigError
 
@@ -53,16 +52,6 @@ def test_inspect_onnx_rejects_what_cannot_become_a_dynamic_engine(exported, tmp_
 
 def test_profile_shapes_cover_min_opt_max():
     assert profile_shapes(BatchProfile(1, 8, 32), 512) == ((1, 3, 512, 512), (8, 3, 512, 512), (32, 3, 512, 512))
-
-
-def test_layer_name_matching_for_fp32_pinning(exported):
-    fp32, _ = exported
-    names = fp32_node_names(onnx.load(str(fp32)))
-    sqrt = next(n for n in names if n.endswith("/Sqrt"))
-    assert layer_matches(sqrt, names)
-    assert layer_matches(sqrt + "_output_0", names)       # helper layers the parser adds
-    conv = sqrt.rsplit("/", 1)[0] + "/Conv"
-    assert not layer_matches(conv, names)
 
 
 def test_timing_cache_name_is_per_gpu_and_version(tmp_path):
