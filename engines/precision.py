@@ -191,3 +191,34 @@ def node_precisions(proto) -> dict[str, str]:
                 out[node.name] = names[types[name]]
                 break
     return out
+
+
+def quantize_int8(onnx_path, output, calibration, *, per_channel: bool = True):
+    """Static INT8 quantization of the convolutions for the onnxruntime CPU backend (experimental).
+
+    ``calibration``: an iterable of (N, 3, S, S) float32 arrays in [-1, 1] (real face crops). Conv
+    weights become per-channel INT8, their inputs per-tensor UINT8 with MinMax ranges from the
+    calibration run (QDQ format); everything else - modulation, demodulation, noise, activations,
+    resizes - stays FP32. Measured on the 2-core AVX2 development machine (512 px, random realistic
+    weights): about 1.75x faster than the FP32 ONNX session (4.7x faster than torch FP32) at 35 dB
+    PSNR against FP32 on a real face; FP16 ONNX on the same CPU is slower than FP32 (no native FP16
+    convolutions on x86, onnxruntime inserts casts).
+    Returns the output path.
+    """
+    from pathlib import Path
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    batches = iter(list(calibration))
+
+    class _Reader(CalibrationDataReader):
+        def get_next(self):
+            batch = next(batches, None)
+            return None if batch is None else {"input": batch}
+
+    quantize_static(str(onnx_path), str(output), _Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel, op_types_to_quantize=["Conv"],
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    return Path(output)

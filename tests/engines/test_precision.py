@@ -77,3 +77,25 @@ def test_fp16_conversion_has_no_half_precision_round_trips_inside_the_island(gra
     order = [n.name for n in half.graph.node]
     topological_sort(half)
     assert [n.name for n in half.graph.node] == order  # already sorted
+
+
+def test_int8_quantized_convolutions_stay_close_on_faces_outside_calibration(model, graph, tmp_path, testdata):
+    from engines.precision import quantize_int8
+    from tests.support.small_gfpgan import face_batch, psnr
+    from vidrestore.backends.onnxruntime import OnnxRuntimeBackend
+
+    source = tmp_path / "fp32.onnx"
+    onnx.save(graph, str(source))
+    faces = face_batch(testdata, 64, 4)
+    out = quantize_int8(source, tmp_path / "int8.onnx", [faces[i:i + 1].numpy() for i in (1, 2)])
+    quantized = onnx.load(str(out))
+    ops = Counter(n.op_type for n in quantized.graph.node)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]
+    assert ops["Conv"] == Counter(n.op_type for n in graph.graph.node)["Conv"]
+    assert ops["Sqrt"] == Counter(n.op_type for n in graph.graph.node)["Sqrt"]   # demodulation untouched
+    held_out = faces[[0, 3]]
+    import torch
+
+    with torch.no_grad():
+        ref = model(held_out)
+    assert psnr(OnnxRuntimeBackend(out).restore(held_out), ref) >= 32.0
