@@ -110,3 +110,21 @@ def test_detect_capabilities_matches_this_machine():
     assert caps.onnx_export  # onnx is installed in the dev environment
     if not caps.cuda:
         assert not caps.tensorrt and not caps.torch_tensorrt and caps.gpu_name is None
+
+
+def test_create_backend_for_an_onnxruntime_choice(tmp_path):
+    import torch
+
+    from tests.support.small_gfpgan import small_checkpoint
+    from vidrestore.backends.base import RestoreBackend
+    from vidrestore.backends.select import BackendChoice, create_backend
+    from vidrestore.config import ModelConfig
+
+    choice = choose_backend(requested="auto", device="cpu", precision="fp32", probe=CPU_ONLY)
+    assert choice == BackendChoice("onnxruntime", "cpu", "fp32", choice.reason)
+    backend = create_backend(choice, small_checkpoint(tmp_path / "w.pth"), max_batch=2, threads=1,
+                             cache_dir=tmp_path / "cache")
+    assert isinstance(backend, RestoreBackend)
+    assert (backend.name, backend.device, backend.precision, backend.max_batch) == ("onnxruntime", "cpu", "fp32", 2)
+    assert backend.restore(torch.zeros(3, 3, 8, 8)).shape == (3, 3, 8, 8)
+    assert ModelConfig().backend == "auto"   # the config's default goes through choose_backend
