@@ -39,17 +39,17 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile,
             OSError, UnicodeDecodeError) as exc:
-        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+        text = str(exc)
+        if "Unsupported global" in text:
             raise CheckpointError(
                 "not a plain weights file: it holds Python objects that a safe load "
                 "(torch.load(weights_only=True)) refuses to unpickle", path=path) from exc
-        if head.startswith(b"PK\x03\x04"):
+        if head.startswith(b"PK\x03\x04") or (head[:2] == b"\x80\x02" and isinstance(exc, EOFError)):
+            detail = "" if "Weights only" in text else f": {_short(exc)}"
             raise CheckpointError(
-                f"checkpoint is truncated or corrupt ({size} bytes; an interrupted download?): "
-                f"{_short(exc)}", path=path) from exc
-        if head[:2] == b"\x80\x02" and isinstance(exc, EOFError):
-            raise CheckpointError(f"checkpoint is truncated ({size} bytes)", path=path) from exc
-        raise CheckpointError(f"not a PyTorch checkpoint (starts with {head!r}): {_short(exc)}",
+                f"checkpoint is truncated or corrupt ({size} bytes; an interrupted download?){detail}",
+                path=path) from exc
+        raise CheckpointError(f"not a PyTorch checkpoint (the file starts with {head!r})",
                               path=path) from exc
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"not a GFP-GAN checkpoint: holds a {type(obj).__name__}, "

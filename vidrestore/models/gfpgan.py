@@ -38,11 +38,12 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.leaky_relu(self.conv1(x), LRELU_SLOPE)
+        # in-place activations on fresh conv outputs (a conv's backward does not need its output)
+        out = F.leaky_relu_(self.conv1(x), LRELU_SLOPE)
         if self.up:
-            out = F.leaky_relu(self.conv2(upsample2x(out)), LRELU_SLOPE)
+            out = F.leaky_relu_(self.conv2(upsample2x(out)), LRELU_SLOPE)
             return out + upsample2x(self.skip(x))
-        out = F.leaky_relu(self.conv2(F.avg_pool2d(out, 2)), LRELU_SLOPE)
+        out = F.leaky_relu_(self.conv2(F.avg_pool2d(out, 2)), LRELU_SLOPE)
         return out + self.skip(F.avg_pool2d(x, 2))
 
 
@@ -96,12 +97,12 @@ class GFPGAN(nn.Module):
         ``return_rgbs``: also return the U-Net's RGB at every level 8..S (for the pyramid loss).
         ``randomize_noise``: draw fresh noise (training) instead of the stored buffers (inference).
         """
-        feat = F.leaky_relu(self.conv_body_first(x), LRELU_SLOPE)
+        feat = F.leaky_relu_(self.conv_body_first(x), LRELU_SLOPE)
         skips: list[Tensor] = []
         for block in self.conv_body_down:
             feat = block(feat)
             skips.append(feat)
-        feat = F.leaky_relu(self.final_conv(feat), LRELU_SLOPE)              # F_latent (N, C, 4, 4)
+        feat = F.leaky_relu_(self.final_conv(feat), LRELU_SLOPE)             # F_latent (N, C, 4, 4)
 
         latent = self.final_linear(feat.flatten(1)).reshape(-1, self.num_latent, self.num_style_feat)
 

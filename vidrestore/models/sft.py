@@ -31,7 +31,7 @@ class ConditionBranch(nn.Sequential):
     def __init__(self, channels: int, out_channels: int | None = None) -> None:
         super().__init__(
             nn.Conv2d(channels, channels, 3, 1, 1),
-            nn.LeakyReLU(LRELU_SLOPE),
+            nn.LeakyReLU(LRELU_SLOPE, inplace=True),
             nn.Conv2d(channels, out_channels or channels, 3, 1, 1),
         )
 

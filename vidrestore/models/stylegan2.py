@@ -68,19 +68,24 @@ class ModulatedConv2d(nn.Module):
         self.modulation.bias.fill_(1.0)
 
     def demodulation(self, s: Tensor) -> Tensor:
-        """(N, in) styles -> (N, out) factors rsqrt(sum_i s_i^2 * |W_oi|^2 + eps), computed in FP32."""
-        w2 = self.weight[0].float().square().sum(dim=(2, 3))            # (out, in)
-        return torch.rsqrt(s.float().square() @ w2.t() + DEMOD_EPS)    # (N, out)
+        """(N, in) styles -> (N, out) factors rsqrt(sum_i s_i^2 * |W_oi|^2 + eps), computed in FP32
+        (also under autocast, which would otherwise run the matmul in FP16/BF16)."""
+        with torch.autocast(device_type=s.device.type, enabled=False):
+            w2 = self.weight[0].float().square().sum(dim=(2, 3))            # (out, in)
+            return torch.rsqrt(s.float().square() @ w2.t() + DEMOD_EPS)    # (N, out)
 
-    def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        """x: (N, in, H, W); style: (N, num_style_feat) -> (N, out, H', W') (H' = 2H when upsampling)."""
+    def forward(self, x: Tensor, style: Tensor, *, gain: float = 1.0) -> Tensor:
+        """x: (N, in, H, W); style: (N, num_style_feat) -> (N, out, H', W') (H' = 2H when upsampling),
+        times ``gain`` (folded into the demodulation factor: one pass over the output)."""
         s = self.modulation(style)                                     # (N, in)
         x = x * s[:, :, None, None].to(x.dtype)    # per-channel scale commutes with bilinear resize
         if self.upsample:
             x = upsample2x(x)
         out = F.conv2d(x, self.weight[0].to(x.dtype), padding=self.kernel_size // 2)
         if self.demodulate:
-            out = out * self.demodulation(s).to(out.dtype)[:, :, None, None]
+            out = out * (self.demodulation(s) * gain).to(out.dtype)[:, :, None, None]
+        elif gain != 1.0:
+            out = out * gain
         return out
 
     def extra_repr(self) -> str:
@@ -104,12 +109,13 @@ class StyleConv(nn.Module):
 
     def forward(self, x: Tensor, style: Tensor, noise: Tensor | None) -> Tensor:
         """noise: (1 or N, 1, H', W') broadcast over channels, or None for fresh Gaussian noise."""
-        out = self.modulated_conv(x, style) * math.sqrt(2.0)
+        out = self.modulated_conv(x, style, gain=math.sqrt(2.0))
         if noise is None:
             noise = torch.randn(out.shape[0], 1, out.shape[2], out.shape[3], device=out.device,
                                 dtype=out.dtype)
-        out = out + self.weight * noise.to(out.dtype) + self.bias
-        return F.leaky_relu(out, LRELU_SLOPE)
+        # in place on the fresh conv output (autograd-safe: add and leaky_relu_ keep what they need)
+        out = out.add_(self.weight * noise.to(out.dtype)).add_(self.bias)
+        return F.leaky_relu_(out, LRELU_SLOPE)
 
 
 class ToRGB(nn.Module):

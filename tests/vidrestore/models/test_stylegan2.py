@@ -44,6 +44,8 @@ def test_demodulation_is_fp32_in_half_modules() -> None:
     d = conv.demodulation(s)
     assert d.dtype == torch.float32
     assert ((d.double() - exact).abs() / exact).max().item() < 1e-3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv.demodulation(s.float()).dtype == torch.float32
     naive = torch.rsqrt((s[:, None, :, None, None] * conv.weight).square().sum(dim=(2, 3, 4)))
     assert naive.dtype == torch.float16 and (naive == 0).any()   # what an FP16 sum would give
 
