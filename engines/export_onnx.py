@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vidrestore.errors import CheckpointError, VidRestoreError
+from vidrestore.errors import VidRestoreError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -225,14 +225,16 @@ def check_graph(proto, *, dynamic_batch: bool = True) -> list[str]:
 
 def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
                 cache_dir: str | os.PathLike[str] | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    """The ONNX file for a checkpoint, exported once into ``cache_dir`` (default:
+    """The ONNX file for a checkpoint (path or release name), exported once into ``cache_dir`` (default:
     :func:`engines.engine_cache.default_cache_dir`) under a name keyed by the checkpoint's SHA-256,
     precision and opset. Reused when present; written atomically, so a crash leaves no half file."""
     from .engine_cache import default_cache_dir
 
     weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise CheckpointError("checkpoint not found", path=weights_path)
+    if not weights_path.is_file():  # a release name, or a missing file resolve_weights reports
+        from vidrestore.models.weights import resolve_weights
+
+        weights_path = resolve_weights(str(weights_path))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     digest = sha256_file(weights_path)[:16]
     target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"

@@ -139,6 +139,11 @@ def test_ensure_onnx_exports_once_per_checkpoint(tmp_path):
     half = ensure_onnx(ckpt_a, fp16=True, cache_dir=cache)
     assert half != first and "fp16" in half.name
     assert not [p for p in (cache / "onnx").iterdir() if p.name.startswith(".")]
+    from vidrestore.errors import CheckpointError
+
+    with pytest.raises(CheckpointError) as info:
+        ensure_onnx(tmp_path / "missing.pth", cache_dir=cache)
+    assert "missing.pth" in str(info.value)
 
 
 def test_cli_exports_a_checkpoint_and_reports_errors(tmp_path, capsys):
