@@ -200,7 +200,7 @@ def quantize_int8(onnx_path, output, calibration, *, per_channel: bool = True):
     weights become per-channel INT8, their inputs per-tensor UINT8 with MinMax ranges from the
     calibration run (QDQ format); everything else - modulation, demodulation, noise, activations,
     resizes - stays FP32. Measured on the 2-core AVX2 development machine (512 px, random realistic
-    weights): about 1.75x faster than the FP32 ONNX session (4.7x faster than torch FP32) at 35 dB
+    weights): 1.6-1.75x faster than the FP32 ONNX session (3.1-4.7x faster than torch FP32) at 35 dB
     PSNR against FP32 on a real face; FP16 ONNX on the same CPU is slower than FP32 (no native FP16
     convolutions on x86, onnxruntime inserts casts).
     Returns the output path.

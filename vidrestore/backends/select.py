@@ -5,8 +5,8 @@
     tensorrt > torch-tensorrt > torch (CUDA) > onnxruntime (CUDA) > onnxruntime (CPU) > torch (CPU)
 
 The two CPU entries follow measurement (see :data:`CPU_ORDER`): on the 2-core AVX2 development machine
-onnxruntime's FP32 CPU session ran a 512x512 face 2.6-2.7x faster than torch's FP32 forward of the same
-model (5.5 s vs 14.8 s and 16.3 s vs 41.9 s per face, two runs under different machine load). What is usable comes
+onnxruntime's FP32 CPU session ran a 512x512 face 1.9-2.7x faster than torch's FP32 forward of the same
+model (5.6 s vs 10.7 s, 5.5 s vs 14.8 s, 16.3 s vs 41.9 s per face; three runs, shared and loaded CPU). What is usable comes
 from a frozen :class:`Capabilities` snapshot (:func:`detect_capabilities`), so the choice itself is a
 pure function and tests pass explicit capabilities. Requests that cannot be met raise
 :class:`BackendUnavailable` with the reason; the returned ``reason`` goes into the pipeline report.
