@@ -1,0 +1,269 @@
+"""Export GFP-GAN to ONNX: input ``input`` (batch, 3, S, S) float32 in [-1, 1], output ``output`` of
+the same shape, batch dimension dynamic.
+
+Exporter: the TorchScript exporter (``torch.onnx.export(..., dynamo=False)`` with ``dynamic_axes``).
+Measured against the dynamo/onnxscript exporter on torch 2.14 it gives the same clean graph (one shared
+Conv per modulated conv, no ``groups=batch``), exports the 86 M-parameter model in seconds instead of
+tens of seconds, honours opset 17 (the dynamo exporter only emits >= 18 and its down-conversion fails
+on Reduce* nodes) and names every node after its module path
+(``/stylegan_decoder/style_convs.3/modulated_conv/MatMul``), which the FP16 block list and the
+TensorRT precision constraints use. ``exporter="dynamo"`` is kept as a fallback for torch versions
+without the TorchScript exporter.
+
+``python -m engines.export_onnx --weights NAME|PATH --output model.onnx [--opset 17] [--fp16]``
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from vidrestore.errors import VidRestoreError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+BATCH_DIM = "batch"
+DEFAULT_OPSET = 17
+EXPORT_FORMAT = 1  # bump when the exported graph changes, so cached exports are redone
+EXTERNAL_DATA_THRESHOLD = 1 << 31  # protobuf's 2 GiB limit: bigger models keep weights beside the file
+
+Exporter = Literal["torchscript", "dynamo"]
+
+
+class ExportError(VidRestoreError):
+    """The model could not be exported, or the exported graph breaks an invariant the engines rely on."""
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_model(model_or_path: nn.Module | str | os.PathLike[str]) -> nn.Module:
+    if isinstance(model_or_path, nn.Module):
+        return model_or_path
+    from vidrestore.models import load_gfpgan
+
+    path = Path(model_or_path)
+    if not path.is_file():  # a release name (or a missing file, which resolve_weights reports)
+        from vidrestore.models.weights import resolve_weights
+
+        path = resolve_weights(str(model_or_path))
+    return load_gfpgan(path, device="cpu", dtype=torch.float32)
+
+
+class _ImageToImage(nn.Module):
+    """``forward(input) -> output`` only: the TorchScript tracer passes keyword-only options with
+    defaults (``return_rgbs=False`` ...) positionally, so the model is called through this wrapper."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _image_size(model: nn.Module, size: int | None) -> int:
+    if size is not None:
+        return size
+    for attr in ("out_size", "size"):
+        value = getattr(model, attr, None)
+        if isinstance(value, int):
+            return value
+    return 512
+
+
+def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str | os.PathLike[str], *,
+                opset: int = DEFAULT_OPSET, fp16: bool = False, dynamic_batch: bool = True,
+                size: int | None = None, exporter: Exporter = "torchscript",
+                external_data: bool | None = None) -> Path:
+    """Export a GFP-GAN model (module, checkpoint path or release name) to ``output``; returns the path.
+
+    ``fp16``: convert to FP16 with the demodulation kept in FP32 and FP32 inputs/outputs (see
+    :mod:`engines.precision`). ``size``: image side (default: the model's ``out_size``, else 512).
+    ``external_data``: keep weights in ``<output>.data`` (default: only when the model exceeds 2 GiB).
+    The graph is validated with ``onnx.checker`` and :func:`check_graph` before returning.
+    """
+    import onnx
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model = _load_model(model_or_path).eval()
+    param = next(model.parameters(), None)
+    if param is not None and (param.dtype != torch.float32 or param.device.type != "cpu"):
+        model = copy.deepcopy(model).float().cpu()  # never move the caller's model
+    side = _image_size(model, size)
+    example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)  # batch 2: nothing specialises to 1
+    n_bytes = sum(p.numel() * 4 for p in model.parameters()) + sum(b.numel() * 4 for b in model.buffers())
+    large = n_bytes >= EXTERNAL_DATA_THRESHOLD if external_data is None else external_data
+
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
+        raw = Path(tmp) / "model.onnx"
+        try:
+            _run_exporter(_ImageToImage(model), example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
+        except VidRestoreError:
+            raise
+        except Exception as err:  # the exporters raise many unrelated types
+            raise ExportError(f"ONNX export failed ({exporter} exporter): {err}", path=output) from err
+        proto = onnx.load(str(raw), load_external_data=True)
+    _declare_output_shape(proto, side)
+    if fp16:
+        from .precision import convert_to_fp16
+
+        proto = convert_to_fp16(proto)
+    meta = {"vidrestore.precision": "fp16" if fp16 else "fp32", "vidrestore.exporter": exporter,
+            "vidrestore.image_size": str(side)}
+    if not isinstance(model_or_path, nn.Module):
+        meta["vidrestore.weights"] = str(model_or_path)
+    _set_metadata(proto, meta)
+    problems = check_graph(proto, dynamic_batch=dynamic_batch)
+    if problems:
+        raise ExportError("exported graph is not usable: " + "; ".join(problems), path=output)
+    _save(proto, output, external_data=large)
+    try:
+        onnx.checker.check_model(str(output), full_check=False)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"onnx.checker rejected the exported model: {err}", path=output) from err
+    return output
+
+
+def _run_exporter(model: nn.Module, example: torch.Tensor, path: Path, *, opset: int,
+                  dynamic_batch: bool, exporter: Exporter) -> None:
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and tracer warnings
+        if exporter == "torchscript":
+            axes = {INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}} if dynamic_batch else None
+            torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset,
+                              do_constant_folding=True, dynamo=False)
+        elif exporter == "dynamo":
+            shapes = None
+            if dynamic_batch:
+                shapes = ({0: torch.export.Dim(BATCH_DIM, min=1, max=4096)},)
+            program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
+                                        opset_version=max(opset, 18), dynamo=True, verbose=False)
+            program.save(str(path))
+        else:
+            raise ValueError(f"unknown exporter {exporter!r}")
+
+
+def _declare_output_shape(proto, side: int) -> None:
+    """The tracer leaves the output's H and W symbolic (they come out of Resize nodes); the model maps
+    (N, 3, S, S) to (N, 3, S, S), so declare that, with the input's batch symbol."""
+    batch = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        return
+    dims[0].CopyFrom(batch)
+    for dim, value in zip(dims[1:], (3, side, side)):
+        dim.Clear()
+        dim.dim_value = value
+
+
+def _set_metadata(proto, meta: dict[str, str]) -> None:
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in meta.items():
+        prop = existing.get(key) or proto.metadata_props.add()
+        prop.key, prop.value = key, value
+
+
+def _save(proto, output: Path, *, external_data: bool) -> None:
+    import onnx
+
+    tmp = output.with_name(output.name + ".tmp")
+    data_name = output.name + ".data"
+    if external_data:
+        onnx.save_model(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data_name, size_threshold=1024)
+    else:
+        onnx.save_model(proto, str(tmp))
+    os.replace(tmp, output)
+
+
+def check_graph(proto, *, dynamic_batch: bool = True) -> list[str]:
+    """Invariants the backends rely on; returns human-readable problems (empty when fine).
+
+    One float input ``input`` and one output ``output``, both rank 4 with 3 channels; a symbolic batch
+    dimension when ``dynamic_batch``; no grouped Conv (``groups = batch`` would freeze the batch).
+    """
+    problems = []
+    graph = proto.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    for kind, values, name in (("input", inputs, INPUT_NAME), ("output", graph.output, OUTPUT_NAME)):
+        if [v.name for v in values] != [name]:
+            problems.append(f"graph {kind}s are {[v.name for v in values]}, expected [{name!r}]")
+            continue
+        dims = values[0].type.tensor_type.shape.dim
+        if len(dims) != 4 or dims[1].dim_value != 3:
+            problems.append(f"{name} must be (batch, 3, S, S), got rank {len(dims)}")
+        elif dynamic_batch and not dims[0].dim_param:
+            problems.append(f"{name} has a fixed batch {dims[0].dim_value}, expected a dynamic batch")
+    for node in graph.node:
+        if node.op_type == "Conv":
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            if group != 1:
+                problems.append(f"grouped Conv {node.name} (group={group}) would fix the batch size")
+    return problems
+
+
+def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
+                cache_dir: str | os.PathLike[str] | None = None, opset: int = DEFAULT_OPSET) -> Path:
+    """The ONNX file for a checkpoint (path or release name), exported once into ``cache_dir`` (default:
+    :func:`engines.engine_cache.default_cache_dir`) under a name keyed by the checkpoint's SHA-256,
+    precision and opset. Reused when present; written atomically, so a crash leaves no half file."""
+    from .engine_cache import default_cache_dir
+
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():  # a release name, or a missing file resolve_weights reports
+        from vidrestore.models.weights import resolve_weights
+
+        weights_path = resolve_weights(str(weights_path))
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = sha256_file(weights_path)[:16]
+    target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    from vidrestore.models import load_gfpgan
+
+    model = load_gfpgan(weights_path, device="cpu", dtype=torch.float32)
+    return export_onnx(model, target, opset=opset, fp16=fp16)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engines.export_onnx", description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", required=True, help="release name (GFPGANv1.4) or path to a .pth")
+    parser.add_argument("--output", required=True, type=Path, help="where to write the .onnx file")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--fp16", action="store_true", help="FP16 weights, demodulation kept in FP32")
+    parser.add_argument("--static-batch", action="store_true", help="fix the batch dimension to 1")
+    parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    args = parser.parse_args(argv)
+    try:
+        path = export_onnx(args.weights, args.output, opset=args.opset, fp16=args.fp16,
+                           dynamic_batch=not args.static_batch, exporter=args.exporter)
+    except VidRestoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return getattr(err, "exit_code", 1)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through main() in the tests
+    raise SystemExit(main())
