@@ -88,12 +88,8 @@ def model_kernels(device: torch.device, kernels: str) -> object | None:
     if device.type != "cuda":
         raise BackendUnavailable(f"--kernels cupy needs a CUDA device, got {device}")
     try:
-        from types import SimpleNamespace
-
         from engines.kernels import ModConvKernels, SFTKernels   # lazy: engines depends on vidrestore
-        mc, sft = ModConvKernels(device), SFTKernels(device)
-        return SimpleNamespace(style_demod=mc.style_demod, modulate_input=mc.modulate_input,
-                               modconv_epilogue=mc.modconv_epilogue, sft_half=sft.sft_half)
+        return kernel_namespace(ModConvKernels(device), SFTKernels(device))
     except Exception as err:  # noqa: BLE001 - CuPy missing, NVRTC or driver failures
         if kernels == "cupy":
             if isinstance(err, BackendUnavailable):
@@ -101,6 +97,14 @@ def model_kernels(device: torch.device, kernels: str) -> object | None:
             raise BackendUnavailable(f"cannot load the CuPy model kernels: {err}") from err
         log.info("CuPy model kernels unavailable (%s); plain torch", err)
         return None
+
+
+def kernel_namespace(modconv: object, sft: object) -> object:
+    """The object GFPGAN.set_kernels takes, from a ModConvKernels and an SFTKernels instance."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(style_demod=modconv.style_demod, modulate_input=modconv.modulate_input,
+                           modconv_epilogue=modconv.modconv_epilogue, sft_half=sft.sft_half)
 
 
 class IdentityBackend:

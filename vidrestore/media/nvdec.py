@@ -21,6 +21,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 from collections.abc import Iterator
@@ -120,17 +121,25 @@ class NvdecReader:
     """NVDEC decoding into CUDA tensors; the VideoReader interface (see the module docstring)."""
 
     def __init__(self, path: str | Path, *, config: DecodeConfig = DecodeConfig(),
-                 device: str = "cuda") -> None:
+                 device: str = "cuda", _decoder_factory: Any = None) -> None:
+        """``_decoder_factory(codec, device_index)`` replaces PyNvVideoCodec (tests drive the
+        demux/convert logic on the CPU with a decoder of the same interface)."""
         import torch
 
         self.path = Path(path)
         self.config = config
         self.stats = DecodeStats()
-        nvc = _nvc()
-        if not torch.cuda.is_available():
-            raise BackendUnavailable("NVDEC decoding needs a CUDA GPU visible to torch")
         dev = torch.device(device)
-        self.device = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+        if _decoder_factory is None:
+            nvc = _nvc()
+            if not torch.cuda.is_available() or dev.type != "cuda":
+                raise BackendUnavailable("NVDEC decoding needs a CUDA GPU visible to torch")
+
+            def _decoder_factory(codec: str, index: int) -> _Decoder:
+                return _Decoder(nvc, codec, index)
+        if dev.type == "cuda":
+            dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+        self.device = dev
         self.info = probe(self.path, config=config)
         reason = unsupported_reason(self.info)
         if reason is not None:
@@ -139,7 +148,7 @@ class NvdecReader:
         self._container, self._stream = _open(self.path, 0, False)
         bsf_name = ANNEXB_FILTERS.get(self.info.codec)
         self._bsf = av.bitstream.BitStreamFilterContext(bsf_name, self._stream) if bsf_name else None
-        self._decoder = _Decoder(nvc, self.info.codec, self.device.index)
+        self._decoder = _decoder_factory(self.info.codec, self.device.index)
         self._to_rgb = _rgb_converter(self.device)
         self._iterated = False
 
@@ -193,7 +202,7 @@ class NvdecReader:
             counter += 1
             return frame
 
-        with torch.cuda.device(self.device):
+        with torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
             for data, pts in self._packets():
                 if pts is not None:
                     heapq.heappush(pending, int(pts))

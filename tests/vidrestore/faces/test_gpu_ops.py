@@ -158,3 +158,27 @@ def test_cuda_matches_cpu(frame_and_mats, kernels):
     c16 = half.warp(dev, mats, crop_size=512)
     assert c16.dtype == torch.float16
     assert (c16.float() - crops).abs().max().item() < 4e-3
+
+
+@pytest.mark.skipif(not __import__("tests.support.cuda_emu", fromlist=["x"]).available(),
+                    reason="g++ not available for the kernel emulation")
+def test_cupy_wrappers_on_the_emulator(frame_and_mats):
+    """GpuImageOps driving the real WarpKernels wrapper (warp.cu emulated on the CPU) at a small crop
+    size: every argument passes the wrapper's checks and the results match CpuImageOps."""
+    from tests.support.emulated_kernels import emulated
+    frame, mats = frame_and_mats
+    size = 48
+    small = mats[:2].copy()
+    small[:, :, :] *= size / 512.0                      # the same alignments for a 48 px crop
+    ops = GpuImageOps(device="cpu", kernels="torch")
+    ops._k, ops.kernels = emulated("warp"), "cupy (emulated)"
+    cpu_ops = CpuImageOps()
+    crops = ops.warp(ops.upload(frame), small, crop_size=size)
+    cpu = cpu_ops.warp(frame, small, crop_size=size)
+    assert np.abs(tensor_to_crops(crops).astype(np.int16) - cpu.astype(np.int16)).max() <= 2
+    restored = _restored_like(cpu)
+    cfg = PasteConfig(strength=0.8, feather=0.1)
+    expected = cpu_ops.paste(frame, restored, small, config=cfg, originals=cpu)
+    got = ops.to_host(ops.paste(ops.upload(frame), _to_tensor(restored), small, config=cfg, originals=crops))
+    assert np.any(expected != frame)
+    assert np.abs(got.astype(np.int16) - expected.astype(np.int16)).max() <= 2

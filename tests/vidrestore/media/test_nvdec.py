@@ -97,6 +97,46 @@ def test_open_reader_on_cpu(testdata):
         assert sum(1 for _ in r) == 78
 
 
+class _PyAVNv12Decoder:
+    """Stands in for PyNvVideoCodec on the CPU: FFmpeg decodes the Annex B packets NvdecReader feeds
+    and hands back NV12 (H*3/2, W) uint8 tensors in presentation order, like NVDEC."""
+
+    def __init__(self, codec: str, index) -> None:
+        self.ctx = av.CodecContext.create(codec, "r")
+        self.fed = []
+
+    def decode(self, data, pts):
+        import torch
+        self.fed.append(data)
+        frames = self.ctx.decode(av.Packet(data) if data else None)
+        return [torch.from_numpy(f.reformat(format="nv12").to_ndarray().copy()) for f in frames]
+
+
+@pytest.mark.parametrize("rel", [pytest.param("clips/lp_d0_talking_512.mp4", marks=pytest.mark.slow),
+                                 "edge/rotate90_portrait_face.mp4", "edge/vfr_gap_face.mp4"])
+def test_reader_logic_with_a_cpu_stand_in_decoder(testdata, rel):
+    """Demux, Annex B, pts assignment, NV12 -> RGB with the CPU reader's matrix, rotation: NvdecReader
+    with FFmpeg in place of NVDEC gives PyAV's frames, timestamps and counts."""
+    decoders = []
+
+    def factory(codec, index):
+        decoders.append(_PyAVNv12Decoder(codec, index))
+        return decoders[-1]
+
+    with VideoReader(testdata / rel) as ref, NvdecReader(testdata / rel, device="cpu",
+                                                           _decoder_factory=factory) as r:
+        assert r.info == ref.info
+        expected = list(ref)
+        got = list(r)
+    assert all(is_annexb(d) for d in decoders[0].fed if d)
+    assert len(got) == len(expected)
+    assert [g.pts for g in got] == [e.pts for e in expected]
+    for e, g in zip(expected, got):
+        assert g.rgb.shape == e.rgb.shape and g.time_base == e.time_base
+        assert _psnr(g.rgb.numpy(), e.rgb) >= 40.0
+    assert r.stats.frames == len(expected)
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
