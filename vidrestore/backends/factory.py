@@ -32,7 +32,7 @@ def _instantiate(name: str, device: str, precision: str, weights: Path,
                  config: ModelConfig) -> RestoreBackend:
     if name == "torch":
         return TorchBackend(weights, device=device, precision=precision, max_batch=config.batch,
-                            threads=config.threads)
+                            threads=config.threads, kernels=config.kernels)
     if name == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend, ensure_onnx
         onnx_path = ensure_onnx(weights, fp16=(precision == "fp16"), cache_dir=config.cache_dir)

@@ -1,12 +1,14 @@
 """PyTorch backend: the GFP-GAN module itself, on CPU or CUDA, in FP32, FP16 (CUDA) or BF16."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from ..errors import BackendUnavailable, ConfigError
 
+log = logging.getLogger(__name__)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -32,7 +34,8 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, weights: str | Path, *, device: str = "cpu", precision: str = "fp32",
-                 max_batch: int = 8, threads: int = 0, channels_last: bool | None = None) -> None:
+                 max_batch: int = 8, threads: int = 0, channels_last: bool | None = None,
+                 kernels: str = "auto") -> None:
         from ..models import load_gfpgan
 
         if precision not in _DTYPES:
@@ -47,8 +50,13 @@ class TorchBackend:
         self.precision = precision
         self.max_batch = max(1, int(max_batch))
         self._dtype = _DTYPES[precision]
-        self._channels_last = (dev.type == "cuda") if channels_last is None else channels_last
         model = load_gfpgan(Path(weights), device=str(dev), dtype=self._dtype)
+        ops = model_kernels(dev, kernels)
+        self.kernels = "torch" if ops is None else "cupy"
+        if ops is not None:
+            model.set_kernels(ops)
+        # the CuPy kernels index NCHW-contiguous tensors: no channels_last with them
+        self._channels_last = (dev.type == "cuda" and ops is None) if channels_last is None else channels_last
         if self._channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -65,6 +73,38 @@ class TorchBackend:
                 x = x.contiguous(memory_format=torch.channels_last)
             outs.append(self.model(x).to(dtype=out_dtype))
         return torch.cat(outs).to(out_device).contiguous()
+
+
+def model_kernels(device: torch.device, kernels: str) -> object | None:
+    """The custom-kernel object for GFPGAN.set_kernels, or None for the plain torch path.
+
+    "torch": None. "cupy": engines.kernels' ModConvKernels + SFTKernels (CUDA only; BackendUnavailable
+    when CuPy or the kernels cannot load). "auto": the CuPy kernels on CUDA when they load, else None.
+    """
+    if kernels not in ("auto", "cupy", "torch"):
+        raise ConfigError(f"--kernels {kernels!r} is not one of auto, cupy, torch")
+    if kernels == "torch" or (kernels == "auto" and device.type != "cuda"):
+        return None
+    if device.type != "cuda":
+        raise BackendUnavailable(f"--kernels cupy needs a CUDA device, got {device}")
+    try:
+        from engines.kernels import ModConvKernels, SFTKernels   # lazy: engines depends on vidrestore
+        return kernel_namespace(ModConvKernels(device), SFTKernels(device))
+    except Exception as err:  # noqa: BLE001 - CuPy missing, NVRTC or driver failures
+        if kernels == "cupy":
+            if isinstance(err, BackendUnavailable):
+                raise
+            raise BackendUnavailable(f"cannot load the CuPy model kernels: {err}") from err
+        log.info("CuPy model kernels unavailable (%s); plain torch", err)
+        return None
+
+
+def kernel_namespace(modconv: object, sft: object) -> object:
+    """The object GFPGAN.set_kernels takes, from a ModConvKernels and an SFTKernels instance."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(style_demod=modconv.style_demod, modulate_input=modconv.modulate_input,
+                           modconv_epilogue=modconv.modconv_epilogue, sft_half=sft.sft_half)
 
 
 class IdentityBackend:

@@ -14,6 +14,7 @@ Parameter names equal the released checkpoints', so they load with ``strict=True
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -81,6 +82,10 @@ class GFPGAN(nn.Module):
         self.num_latent = self.stylegan_decoder.num_latent
         self.final_linear = nn.Linear(ch[4] * 4 * 4, self.num_latent * num_style_feat)
         self.condition_scale, self.condition_shift = make_condition_branches([ch[r] for r in levels])
+
+    def set_kernels(self, kernels: Any | None) -> None:
+        """Custom kernels for the StyleGAN2 decoder (see :meth:`StyleGAN2Generator.set_kernels`)."""
+        self.stylegan_decoder.set_kernels(kernels)
 
     @property
     def config(self) -> dict[str, int | float]:

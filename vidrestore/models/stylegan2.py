@@ -9,6 +9,13 @@ Differences from the authors' implementation (same numbers, different arithmetic
 * The demodulation factor is computed in FP32 whatever the module's dtype (FP16/BF16 sums of 4608
   squares lose too much precision), then cast back.
 
+Custom kernels: :meth:`StyleGAN2Generator.set_kernels` plugs in an object with ``style_demod``,
+``modulate_input``, ``modconv_epilogue`` and ``sft_half`` (the signatures of
+``engines.kernels_reference``; ``engines.kernels.ModConvKernels``/``SFTKernels`` are the CUDA twins).
+StyleConv then runs modulate -> shared conv -> one fused epilogue (demod, gain, noise, bias, LeakyReLU)
+and CS-SFT runs in place. Without kernels (the default, and what ONNX export traces) the plain torch
+code below is used unchanged.
+
 State-dict key names follow the released checkpoints exactly (``modulated_conv.modulation.weight``,
 ``noises.noise{i}``, ``style_mlp.{1,3,...}`` ...), so the files load with ``strict=True``.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +75,17 @@ class ModulatedConv2d(nn.Module):
         nn.init.kaiming_normal_(self.modulation.weight, a=0, mode="fan_in", nonlinearity="linear")
         self.modulation.bias.fill_(1.0)
 
+    def weight_sq(self) -> Tensor:
+        """(out, in) float32 sum of squared weights over the kernel window (cached until the
+        weight changes or moves; used by custom kernels' style_demod)."""
+        w = self.weight
+        key = (id(w), w._version, w.device, w.dtype)
+        cached = getattr(self, "_wsq_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, w.detach()[0].float().square().sum(dim=(2, 3)).contiguous())
+            self._wsq_cache = cached
+        return cached[1]
+
     def demodulation(self, s: Tensor) -> Tensor:
         """(N, in) styles -> (N, out) factors rsqrt(sum_i s_i^2 * |W_oi|^2 + eps), computed in FP32
         (also under autocast, which would otherwise run the matmul in FP16/BF16)."""
@@ -107,8 +126,12 @@ class StyleConv(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))                        # noise strength
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
 
+    kernels: Any = None       # see StyleGAN2Generator.set_kernels
+
     def forward(self, x: Tensor, style: Tensor, noise: Tensor | None) -> Tensor:
         """noise: (1 or N, 1, H', W') broadcast over channels, or None for fresh Gaussian noise."""
+        if self.kernels is not None and noise is not None and noise.shape[0] == 1:
+            return self._forward_kernels(x, style, noise)
         out = self.modulated_conv(x, style, gain=math.sqrt(2.0))
         if noise is None:
             noise = torch.randn(out.shape[0], 1, out.shape[2], out.shape[3], device=out.device,
@@ -116,6 +139,28 @@ class StyleConv(nn.Module):
         # in place on the fresh conv output (autograd-safe: add and leaky_relu_ keep what they need)
         out = out.add_(self.weight * noise.to(out.dtype)).add_(self.bias)
         return F.leaky_relu_(out, LRELU_SLOPE)
+
+    def _forward_kernels(self, x: Tensor, style: Tensor, noise: Tensor) -> Tensor:
+        ops, mc = self.kernels, self.modulated_conv
+        s = mc.modulation(style)
+        xm = ops.modulate_input(x.contiguous(), s)
+        if mc.upsample:
+            xm = upsample2x(xm)
+        y = F.conv2d(xm, mc.weight[0].to(xm.dtype), padding=mc.kernel_size // 2).contiguous()
+        return ops.modconv_epilogue(y, ops.style_demod(s.contiguous(), mc.weight_sq()), self.bias,
+                                    noise=noise, noise_strength=self.noise_strength(),
+                                    gain=math.sqrt(2.0), negative_slope=LRELU_SLOPE, activate=True)
+
+    def noise_strength(self) -> float:
+        """The noise strength as a Python float, read once (kernels take it by value; reading it
+        from a CUDA tensor synchronises, so it is cached until the parameter changes)."""
+        w = self.weight
+        key = (id(w), w._version, w.device, w.dtype)
+        cached = getattr(self, "_strength_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, float(w.detach().float().cpu()))
+            self._strength_cache = cached
+        return cached[1]
 
 
 class ToRGB(nn.Module):
@@ -127,8 +172,16 @@ class ToRGB(nn.Module):
         self.modulated_conv = ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
+    kernels: Any = None       # see StyleGAN2Generator.set_kernels
+
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
-        out = self.modulated_conv(x, style) + self.bias
+        if self.kernels is not None:
+            mc = self.modulated_conv
+            xm = self.kernels.modulate_input(x.contiguous(), mc.modulation(style))
+            y = F.conv2d(xm, mc.weight[0].to(xm.dtype)).contiguous()
+            out = self.kernels.modconv_epilogue(y, None, self.bias, gain=1.0, activate=False)
+        else:
+            out = self.modulated_conv(x, style) + self.bias
         if skip is not None:
             out = out + (upsample2x(skip) if self.upsample else skip)
         return out
@@ -206,6 +259,17 @@ class StyleGAN2Generator(nn.Module):
             self.to_rgbs.append(ToRGB(out_ch, num_style_feat, upsample=True))
             in_ch = out_ch
 
+    kernels: Any = None
+
+    def set_kernels(self, kernels: Any | None) -> None:
+        """Use ``kernels`` (style_demod, modulate_input, modconv_epilogue, sft_half) for the styled
+        convs, ToRGBs and CS-SFT; None restores the plain torch path. Inference only (no autograd
+        through custom kernels); per-sample noise (randomize_noise with N > 1) keeps the torch path."""
+        self.kernels = kernels
+        for m in self.modules():
+            if isinstance(m, (StyleConv, ToRGB)):
+                m.kernels = kernels
+
     def stored_noise(self) -> list[Tensor]:
         return [getattr(self.noises, f"noise{i}") for i in range(self.num_layers)]
 
@@ -223,7 +287,11 @@ class StyleGAN2Generator(nn.Module):
             out = self.style_convs[2 * k](out, latent[:, i], noise[i])
             if k < len(conditions):
                 scale, shift = conditions[k]
-                out = cs_sft(out, scale, shift)
+                if self.kernels is not None:                # in place on the fresh conv output
+                    out = self.kernels.sft_half(out.contiguous(), scale.to(out.dtype).contiguous(),
+                                                shift.to(out.dtype).contiguous())
+                else:
+                    out = cs_sft(out, scale, shift)
             out = self.style_convs[2 * k + 1](out, latent[:, i + 1], noise[i + 1])
             rgb = self.to_rgbs[k](out, latent[:, i + 2], rgb)
         return rgb
