@@ -280,17 +280,20 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     built RestoreBackend (both override ``config.model``).
     """
     from .backends.factory import create_backend
-    from .media.decode import VideoReader
+    from .media.decode import probe
     from .media.encode import VideoWriter, check_output_path
+    from .media.nvdec import open_reader
 
     input, output = Path(input), Path(output)
     check_output_path(output, source=input, overwrite=config.overwrite)
     t_start = time.perf_counter()
-    reader = VideoReader(input, config=config.decode)
+    probe(input, config=config.decode)      # a broken input fails before any model is loaded
+    if backend is None:
+        backend, backend_reason = create_backend(config.model, restorer=restorer)
+    # on a GPU, NVDEC when available: frames are decoded straight into device memory
+    reader = open_reader(input, config=config.decode, device=backend.device)
     try:
         info = reader.info
-        if backend is None:
-            backend, backend_reason = create_backend(config.model, restorer=restorer)
         clock = _Clock()
         ops = image_ops or _image_ops_for(backend, config)
         detector = detector or _detector_for(ops, config)

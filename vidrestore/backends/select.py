@@ -169,7 +169,7 @@ def choose_backend(*, requested: BackendName, device: Device, precision: Precisi
 
 
 def create_backend(choice: BackendChoice, weights_path, *, max_batch: int = 4, threads: int = 0,
-                   cache_dir=None, log=None):
+                   cache_dir=None, log=None, kernels: str = "auto"):
     """Instantiate the chosen backend for a checkpoint (imports only that backend's dependencies).
 
     onnxruntime exports the checkpoint once into ``cache_dir``; tensorrt builds (or reuses) an engine
@@ -194,5 +194,5 @@ def create_backend(choice: BackendChoice, weights_path, *, max_batch: int = 4, t
         from .torch import TorchBackend
 
         return TorchBackend(weights_path, device=choice.device, precision=choice.precision,
-                            max_batch=max_batch, threads=threads)
+                            max_batch=max_batch, threads=threads, kernels=kernels)
     raise ConfigError(f"unknown backend {choice.name!r}")

@@ -90,12 +90,17 @@ def infer_config(state: Mapping[str, Tensor]) -> dict[str, int]:
         raise ValueError(f"noise buffers imply an output size of {out_size}")
     num_style_feat = int(state["stylegan_decoder.style_conv1.modulated_conv.modulation.weight"].shape[1])
     num_mlp = sum(1 for k in state if k.startswith("stylegan_decoder.style_mlp.") and k.endswith(".weight"))
+    # narrow scales every width: the 4x4 constant input is 512 * narrow channels wide
+    narrow = int(state["stylegan_decoder.constant_input.weight"].shape[1]) / 512
     channel_multiplier = 2
-    if out_size >= 64:  # decoder width at 64 px is 256 * channel_multiplier (level 64 = convs 6, 7)
+    if out_size >= 64:  # decoder width at 64 px is 256 * channel_multiplier * narrow (convs 6, 7)
         w64 = int(state["stylegan_decoder.style_convs.6.bias"].shape[1])
-        channel_multiplier = max(1, w64 // 256)
-    return {"out_size": out_size, "num_style_feat": num_style_feat,
-            "channel_multiplier": channel_multiplier, "num_mlp": num_mlp}
+        channel_multiplier = max(1, round(w64 / (256 * narrow)))
+    cfg: dict = {"out_size": out_size, "num_style_feat": num_style_feat,
+                 "channel_multiplier": channel_multiplier, "num_mlp": num_mlp}
+    if narrow != 1.0:
+        cfg["narrow"] = narrow
+    return cfg
 
 
 def _mismatch_message(model: nn.Module, state: Mapping[str, Tensor]) -> str | None:
