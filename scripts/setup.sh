@@ -13,9 +13,15 @@ pip="$venv/bin/python -m pip"
 $pip install -q --upgrade pip
 $pip install -q -c requirements/constraints.txt -e ".[onnx,train,bench,dev]"
 $pip install -q --no-deps -r requirements/no-deps.txt
+# The authors' code, for the parity tests only (never installed, never imported as a package):
+# gfpgan 1.3.8 (GFPGANv1Clean) and basicsr 1.4.2 (StyleGAN2 discriminator).
 mkdir -p .cache/reference
 if ! ls .cache/reference/gfpgan-1.3.8-*.whl >/dev/null 2>&1; then
     $pip download -q --no-deps --only-binary=:all: gfpgan==1.3.8 -d .cache/reference \
         || echo "warning: could not download gfpgan==1.3.8 (reference parity tests will skip)" >&2
+fi
+if [ ! -f .cache/reference/basicsr-1.4.2.tar.gz ]; then
+    $pip download -q --no-deps --no-build-isolation basicsr==1.4.2 -d .cache/reference \
+        || echo "warning: could not download basicsr==1.4.2 (discriminator parity tests will skip)" >&2
 fi
 echo "ready: $venv"

@@ -295,7 +295,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     try:
         info = reader.info
         clock = _Clock()
-        ops = image_ops or _image_ops_for(backend, config)
+        ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = _Control()
@@ -371,12 +371,14 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
 
 
-def _image_ops_for(backend: RestoreBackend, config: RestoreConfig) -> ImageOps:
-    """Image work runs where the network runs: frames go to the GPU once and stay there."""
+def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
+                   owns_frames: bool = False) -> ImageOps:
+    """Image work runs where the network runs: frames go to the GPU once and stay there.
+    ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if backend.device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
         return GpuImageOps(device=backend.device, kernels=config.model.kernels)
-    return CpuImageOps()
+    return CpuImageOps(paste_inplace=owns_frames)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:

@@ -74,16 +74,25 @@ def warp_crops(frame_rgb: np.ndarray, matrices: np.ndarray, *, crop_size: int = 
 
 
 def crops_to_tensor(crops: np.ndarray) -> "torch.Tensor":
-    """(K, S, S, 3) uint8 RGB -> (K, 3, S, S) float32 in [-1, 1] (x / 127.5 - 1)."""
+    """(K, S, S, 3) uint8 RGB -> (K, 3, S, S) float32 in [-1, 1] (x / 127.5 - 1).
+
+    In numpy on purpose: these element-wise passes are memory-bound, and torch's intra-op pool
+    would compete with the detector's and the encoder's threads for the same cores.
+    """
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).to(torch.float32)
-    return t.div_(127.5).sub_(1.0).contiguous()
+    x = np.ascontiguousarray(np.asarray(crops, dtype=np.float32).transpose(0, 3, 1, 2))
+    x /= np.float32(127.5)
+    x -= np.float32(1.0)
+    return torch.from_numpy(x)
 
 
 def tensor_to_crops(t: "torch.Tensor") -> np.ndarray:
     """(K, 3, S, S) float in [-1, 1] (any device/dtype) -> (K, S, S, 3) uint8, clamped and rounded."""
     import torch
 
-    x = t.detach().to(torch.float32).clamp(-1.0, 1.0).add(1.0).mul_(127.5).round_()
-    return np.ascontiguousarray(x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    a = np.clip(t.detach().to(torch.float32).cpu().numpy().transpose(0, 2, 3, 1), -1.0, 1.0)
+    a += np.float32(1.0)
+    a *= np.float32(127.5)
+    np.rint(a, out=a)
+    return np.ascontiguousarray(a.astype(np.uint8))

@@ -41,9 +41,17 @@ class ImageOps(Protocol):
 
 
 class CpuImageOps:
-    """OpenCV/numpy image work on host memory."""
+    """OpenCV/numpy image work on host memory.
+
+    ``paste_inplace``: blend into the decoded frame itself instead of a copy — only for callers that
+    own their frames (the video pipeline does; :class:`~vidrestore.pipeline.Restorer` must not write
+    into its caller's arrays).
+    """
 
     device = "cpu"
+
+    def __init__(self, *, paste_inplace: bool = False) -> None:
+        self.paste_inplace = paste_inplace
 
     def upload(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb
@@ -59,7 +67,8 @@ class CpuImageOps:
 
     def paste(self, frame_rgb: np.ndarray, restored: np.ndarray, matrices: np.ndarray, *,
               config: PasteConfig, originals: np.ndarray | None) -> np.ndarray:
-        return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals)
+        return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals,
+                           inplace=self.paste_inplace)
 
     def to_host(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb
