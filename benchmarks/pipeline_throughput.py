@@ -159,8 +159,12 @@ def variant_label(backend: str, precision: str) -> str:
     return "identity" if backend == "identity" else f"{backend}:{precision}"
 
 
-def build_variant(backend: str, precision: str, *, weights: Path, batch: int, threads: int):
-    """(RestoreBackend, reason, setup seconds, ModelConfig); raises BackendUnavailable / ConfigError."""
+def build_variant(backend: str, precision: str, *, weights: Path, batch: int, threads: int,
+                  warmup: bool = False):
+    """(RestoreBackend, reason, setup seconds, ModelConfig); raises BackendUnavailable / ConfigError.
+
+    ``warmup`` runs one face through the backend (first-call costs: memory arenas, kernel selection)
+    inside the setup time."""
     from vidrestore.backends.factory import create_backend
     from vidrestore.config import ModelConfig
 
@@ -171,6 +175,10 @@ def build_variant(backend: str, precision: str, *, weights: Path, batch: int, th
         config = ModelConfig(weights=str(weights), backend=backend, precision=precision, **fields)
     t0 = time.perf_counter()
     be, reason = create_backend(config)
+    if warmup:
+        import torch
+
+        be.restore(torch.zeros(1, 3, 512, 512, device=be.device))
     return be, reason, time.perf_counter() - t0, config
 
 
@@ -211,12 +219,21 @@ def ensure_checkpoint(path: Path | None) -> Path:
     return ckpt
 
 
-def run_reference_entry(clip: Path, out_path: Path, *, weights: Path, threads: int) -> dict:
+def run_reference_entry(clip: Path, out_path: Path, *, weights: Path, threads: int,
+                        warmup_clip: Path | None = None) -> dict:
+    """The authors' loop on ``clip``; with ``warmup_clip`` a discarded run on it first (first-call costs
+    of torch and the detector), reported as ``warmup_seconds``."""
     from .reference_loop import ensure_detector_weights, run_reference
 
+    warm = None
+    if warmup_clip is not None:
+        t0 = time.perf_counter()
+        run_reference(warmup_clip, None, gfpgan_weights=weights, detector_weights=ensure_detector_weights(),
+                      threads=threads)
+        warm = time.perf_counter() - t0
     rep = run_reference(clip, out_path, gfpgan_weights=weights, detector_weights=ensure_detector_weights(),
                         threads=threads)
-    rep.update(backend="torch", precision="fp32", device="cpu", batch=1)
+    rep.update(backend="torch", precision="fp32", device="cpu", batch=1, warmup_seconds=warm)
     restore_s = rep["seconds"].get("restore", 0.0)
     rep["restore_seconds_per_face"] = restore_s / rep["faces"] if rep["faces"] else None
     rep["gflops_per_s"] = rep["faces"] * GFLOP_PER_FACE / restore_s if rep["faces"] and restore_s else None
@@ -277,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores)")
     p.add_argument("--weights", type=Path, help="GFPGANv1Clean checkpoint (default: random, seed 0)")
     p.add_argument("--no-reference", action="store_true", help="skip the authors' loop")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="time the first calls too (default: one warm-up face per backend, one warm-up frame "
+                        "for the reference, both outside the timed run)")
     p.add_argument("--scaling", action="store_true", help="also run the faces/resolution/skip study")
     p.add_argument("--scaling-frames", type=int, default=3)
     p.add_argument("--scaling-variant", default=None,
@@ -322,7 +342,9 @@ def main(argv: list[str] | None = None) -> dict:
             clip = make_clip(clip_src, tmp / "clip.mp4", frames=args.frames)
             ref = None
             if not args.no_reference:
-                ref = run_reference_entry(clip, tmp / "reference.mp4", weights=weights, threads=threads)
+                warm = make_clip(clip_src, tmp / "warmup.mp4", frames=1) if not args.no_warmup else None
+                ref = run_reference_entry(clip, tmp / "reference.mp4", weights=weights, threads=threads,
+                                          warmup_clip=warm)
                 ref["input"] = f"{clip_src} (first {args.frames} frames)"
                 data["pipeline"].append(ref)
                 data["setup_seconds"]["reference"] = ref.get("setup_seconds")
@@ -331,7 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
                 label = variant_label(backend_name, precision)
                 try:
                     be, reason, setup, mc = build_variant(backend_name, precision, weights=weights,
-                                                          batch=args.batch, threads=threads)
+                                                          batch=args.batch, threads=threads,
+                                                          warmup=not args.no_warmup)
                 except (BackendUnavailable, ConfigError) as exc:
                     data["skipped"][label] = f"{type(exc).__name__}: {exc}"
                     lines.append(f"skipped {label}: {exc}")

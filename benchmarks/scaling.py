@@ -66,7 +66,7 @@ def run_scaling(root: Path, tmp: Path, *, built: dict, args, lines: list[str]) -
     def backend_for(batch: int):
         if batch not in cache:
             be, reason, setup, mc = build_variant(backend_name, precision, weights=weights, batch=batch,
-                                                  threads=threads)
+                                                  threads=threads, warmup=not args.no_warmup)
             cache[batch] = (be, reason, mc)
         return cache[batch]
 
@@ -135,7 +135,10 @@ def run_scaling(root: Path, tmp: Path, *, built: dict, args, lines: list[str]) -
 
 
 def _per_face_cost(built: dict, face_rows: list[dict], label: str) -> float | None:
-    """Restore seconds per face: from the main run of ``label`` if it ran, else the faces study."""
+    """Restore seconds per face: from the main run of ``label`` if it ran, else the faces study (None for
+    the identity restorer: it has no network cost to add)."""
+    if label == "identity":
+        return None
     if label in built and built[label][3].get("restore_seconds_per_face"):
         return built[label][3]["restore_seconds_per_face"]
     vals = [r["restore_seconds_per_face"] for r in face_rows if r.get("restore_seconds_per_face")]
