@@ -6,6 +6,13 @@
     python -m benchmarks.pipeline_throughput --scaling                # + faces/resolution/skip study
     python -m benchmarks.pipeline_throughput --profile-only           # cProfile of the non-network stages
 
+Quiet 2-core machine (AVX2, ~2.4 GHz), expected durations:
+
+- default run (reference + onnxruntime:fp32 + torch:fp32, 6 frames of the one-face talking head): about
+  3 min; the first run also exports the ONNX file once (about 1 min, cached in .cache/bench/engines);
+- ``--no-reference --variants onnxruntime:fp32 --frames 3 --scaling --profile``: about 6-9 min (the
+  faces study restores (1+2+4+8) x 3 frames x 2 batches = 90 faces, about 2.2 s each).
+
 Both sides read the first ``--frames`` frames of ``--clip`` (re-encoded once into a temporary clip so that
 both decode exactly the same frames) and load one random-initialised authors' checkpoint
 (``.cache/bench/gfpgan_clean_random_seed0.pth``, written on first use). Every variant ``backend:precision``
@@ -271,8 +278,10 @@ def _headline(lines: list[str], summary: list[dict], ref: dict | None, warn: str
         lines.append("WARNING: " + warn)
 
 
-def result_path(out: Path | None) -> Path:
-    return out or RESULTS / f"pipeline-{dt.date.today().isoformat()}-{socket.gethostname()}.json"
+def result_path(out: Path | None, *, tag: str = "") -> Path:
+    """``out``, else benchmarks/results/pipeline-<date>-<host>[-<tag>].json."""
+    tag = f"-{tag}" if tag else ""
+    return out or RESULTS / f"pipeline-{dt.date.today().isoformat()}-{socket.gethostname()}{tag}.json"
 
 
 def write_results(data: dict, out: Path) -> Path:
@@ -374,8 +383,11 @@ def main(argv: list[str] | None = None) -> dict:
                 lines += data["profile"]["lines"]
     data["meta"]["loadavg_end"] = list(os.getloadavg())
     if not args.no_save:
-        data["meta"]["written_to"] = str(result_path(args.json))
-        write_results(data, result_path(args.json))
+        tag = "-".join(t for t, on in (("scaling", args.scaling), ("profile", args.profile or args.profile_only))
+                       if on)
+        path = result_path(args.json, tag=tag)
+        data["meta"]["written_to"] = str(path)
+        write_results(data, path)
     print(json.dumps(data, indent=2, default=str))
     print("\n".join(lines), file=sys.stderr)
     return data
