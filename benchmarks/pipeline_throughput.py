@@ -316,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true", help="also cProfile the identity pipeline on 720p")
     p.add_argument("--profile-only", action="store_true", help="only the cProfile (no model runs)")
     p.add_argument("--profile-frames", type=int, default=12)
+    p.add_argument("--ab-fixes", action="store_true",
+                   help="identity pipeline at 720p and 4K with the current and the proposed CPU image ops")
     p.add_argument("--json", type=Path, help="result file (default benchmarks/results/pipeline-<date>-<host>.json)")
     p.add_argument("--no-save", action="store_true", help="print only, write no result file")
     return p
@@ -346,6 +348,9 @@ def main(argv: list[str] | None = None) -> dict:
         if args.profile_only:
             data["profile"] = scaling.profile_identity(root, tmp, frames=args.profile_frames)
             lines += data["profile"]["lines"]
+            if args.ab_fixes:
+                data["ab_fixes"] = scaling.ab_fixes(root, tmp, frames=args.profile_frames)
+                lines += data["ab_fixes"]["lines"]
         else:
             weights = ensure_checkpoint(args.weights)
             clip = make_clip(clip_src, tmp / "clip.mp4", frames=args.frames)
@@ -381,6 +386,9 @@ def main(argv: list[str] | None = None) -> dict:
             if args.profile:
                 data["profile"] = scaling.profile_identity(root, tmp, frames=args.profile_frames)
                 lines += data["profile"]["lines"]
+            if args.ab_fixes:
+                data["ab_fixes"] = scaling.ab_fixes(root, tmp, frames=args.profile_frames)
+                lines += data["ab_fixes"]["lines"]
     data["meta"]["loadavg_end"] = list(os.getloadavg())
     if not args.no_save:
         tag = "-".join(t for t, on in (("scaling", args.scaling), ("profile", args.profile or args.profile_only))

@@ -236,3 +236,77 @@ def _name(fn: tuple) -> str:
 def _table(rows: list[tuple]) -> str:
     head = f"{'calls':>8} {'own s':>8} {'cum s':>8}  function"
     return "\n".join([head] + [f"{nc:>8} {tt:>8.3f} {ct:>8.3f}  {_name(fn)}" for fn, nc, tt, ct in rows])
+
+
+# ---------------------------------------------------------------------------------------------
+# proposed fixes, measured A/B (the pipeline's own modules are not changed here)
+
+
+def proposed_cpu_ops():
+    """CpuImageOps with the fixes proposed for vidrestore/faces/{align,ops}.py, for an A/B via image_ops=.
+
+    - to_input/from_output in numpy instead of torch element-wise ops: torch runs each op on its
+      intra-op thread pool, which fights the detector's onnxruntime threads and the encoder for the
+      same 2 cores; numpy's single-threaded ops give bit-identical results;
+    - paste in place: restore_video's frames are decoded by us and dropped after paste, so the full-frame
+      copy in paste_faces is unnecessary (NOT safe for Restorer.restore_frames, whose input arrays belong
+      to the caller).
+    """
+    import numpy as np
+    import torch
+
+    from vidrestore.faces.ops import CpuImageOps
+    from vidrestore.faces.paste import paste_faces
+
+    class ProposedCpuOps(CpuImageOps):
+        def to_input(self, crops):
+            x = np.asarray(crops, dtype=np.float32).transpose(0, 3, 1, 2)
+            x = np.ascontiguousarray(x)
+            x /= np.float32(127.5)
+            x -= np.float32(1.0)
+            return torch.from_numpy(x)
+
+        def from_output(self, restored):
+            a = restored.detach().to(torch.float32).cpu().numpy().transpose(0, 2, 3, 1)
+            out = np.clip(a, -1.0, 1.0)
+            out += np.float32(1.0)
+            out *= np.float32(127.5)
+            np.rint(out, out=out)
+            return np.ascontiguousarray(out.astype(np.uint8))
+
+        def paste(self, frame_rgb, restored, matrices, *, config, originals):
+            return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals, inplace=True)
+
+    return ProposedCpuOps()
+
+
+def ab_fixes(root: Path, tmp: Path, *, frames: int = 12, sizes: tuple[str, ...] = ("720p", "4K"),
+             repeats: int = 2) -> dict:
+    """Identity pipeline with the current CpuImageOps (A) and :func:`proposed_cpu_ops` (B), interleaved
+    ``repeats`` times per size; the best (minimum) of each stage's busy seconds and of the wall time."""
+    from vidrestore.backends.factory import create_backend
+    from vidrestore.config import ModelConfig, RestoreConfig
+    from vidrestore.faces.ops import CpuImageOps
+    from vidrestore.pipeline import restore_video
+
+    from .pipeline_throughput import make_clip
+
+    mc = ModelConfig(restorer="identity", device="cpu")
+    cfg = RestoreConfig(model=mc, overwrite=True)
+    be, reason = create_backend(mc)
+    rows, lines = [], []
+    for name in sizes:
+        clip = make_clip(root / RES_CLIP, tmp / f"ab-{name}.mp4", frames=frames, size=RESOLUTIONS[name])
+        best: dict[str, dict[str, float]] = {"current": {}, "proposed": {}}
+        for _ in range(repeats):
+            for key, ops in (("current", CpuImageOps()), ("proposed", proposed_cpu_ops())):
+                rep = restore_video(clip, tmp / "ab-out.mp4", cfg, backend=be, backend_reason=reason,
+                                    image_ops=ops)
+                for stage, sec in {**rep.stage_seconds, "wall": rep.wall_seconds}.items():
+                    best[key][stage] = min(best[key].get(stage, float("inf")), sec)
+        rows.append({"resolution": name, "frames": frames, "repeats": repeats, **best})
+        ms = {k: {s: 1000 * v / frames for s, v in d.items()} for k, d in best.items()}
+        lines.append(f"A/B {name} ({frames} frames, best of {repeats}), ms/frame current -> proposed: " +
+                     ", ".join(f"{s} {ms['current'][s]:.1f} -> {ms['proposed'].get(s, 0.0):.1f}"
+                               for s in ("restore", "paste", "wall") if s in ms["current"]))
+    return {"rows": rows, "lines": lines}

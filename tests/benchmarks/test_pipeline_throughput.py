@@ -86,3 +86,27 @@ def test_reference_and_onnxruntime_scaling(testdata, tmp_path, monkeypatch, caps
     assert all(r["faces_restored"] == 0 and r["seconds"].get("restore", 0.0) < 0.05 for r in skip.values())
     names = {p.name for p in plot_all([str(out)], tmp_path / "plots")}
     assert names == {"pipeline_stages.png", "scaling.png"}
+
+
+def test_proposed_ops_match_current_bit_for_bit():
+    import numpy as np
+    import torch
+
+    from benchmarks.scaling import proposed_cpu_ops
+    from vidrestore.faces.ops import CpuImageOps
+
+    cur, new = CpuImageOps(), proposed_cpu_ops()
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    assert torch.equal(cur.to_input(crops), new.to_input(crops))
+    y = torch.from_numpy(rng.normal(0.0, 0.8, (2, 3, 64, 64)).astype(np.float32))   # beyond [-1, 1] too
+    assert np.array_equal(cur.from_output(y), new.from_output(y))
+
+
+def test_ab_fixes_reports_both_sides(testdata, tmp_path):
+    from benchmarks.scaling import ab_fixes
+
+    out = ab_fixes(testdata, tmp_path, frames=2, sizes=("480p",), repeats=1)
+    (row,) = out["rows"]
+    assert row["current"]["restore"] > 0 and row["proposed"]["restore"] > 0
+    assert row["current"]["wall"] > 0 and "480p" in out["lines"][0]
