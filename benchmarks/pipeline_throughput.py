@@ -261,18 +261,26 @@ def compare(ours: dict, ref: dict | None, peak: float) -> dict:
     return out
 
 
-def _headline(lines: list[str], summary: list[dict], ref: dict | None, warn: str | None, peak: float) -> None:
+def _stage_line(run: dict) -> str:
+    n = max(run.get("frames") or 1, 1)
+    parts = [f"{k} {1000 * v / n:.0f}" for k, v in run["seconds"].items() if k != "total" and v * 1000 / n >= 0.5]
+    return f"  {run['label']}: ms/frame (busy) " + ", ".join(parts) + f"; wall {1000 * run['seconds']['total'] / n:.0f}"
+
+
+def _headline(lines: list[str], data: dict, ref: dict | None, warn: str | None, peak: float) -> None:
     if ref:
         lines.append(f"reference: {ref['fps']:.3f} fps, {ref['seconds_per_frame']:.2f} s/frame, "
                      f"restore {ref['gflops_per_s'] or 0:.1f} GFLOP/s ({(ref['gflops_per_s'] or 0) / peak:.0%} "
                      f"of {peak:.0f} GFLOP/s FP32 peak)")
-    for s in summary:
+    for s in data["summary"]:
         text = f"{s['label']}: {s['fps']:.3f} fps"
         if "speedup_fps_ours_over_reference" in s:
             text += f", {s['speedup_fps_ours_over_reference']:.2f}x the reference"
         if "gflops_per_s" in s:
             text += f", restore {s['gflops_per_s']:.1f} GFLOP/s ({s['fraction_of_fp32_peak']:.0%} of peak)"
         lines.append(text)
+    lines += [_stage_line(run) for run in data["pipeline"]]
+    lines += [f"setup (not timed) {k}: {v:.1f} s" for k, v in data["setup_seconds"].items() if v is not None]
     if warn:
         lines.insert(0, "WARNING: " + warn)
         lines.append("WARNING: " + warn)
@@ -380,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
                 data["pipeline"].append(entry)
                 data["summary"].append(compare(entry, ref, peak))
                 built[label] = (be, reason, mc, entry)
-            _headline(lines, data["summary"], ref, warn, peak)
+            _headline(lines, data, ref, warn, peak)
             if args.scaling:
                 data["scaling"] = scaling.run_scaling(root, tmp, built=built, args=args, lines=lines)
             if args.profile:

@@ -88,6 +88,7 @@ def run_scaling(root: Path, tmp: Path, *, built: dict, args, lines: list[str]) -
                          f"{row['faces_per_frame_measured']:.1f} faces/frame, restore "
                          f"{_fmt(row['restore_seconds_per_face'])} s/face, wall {_fmt(row['wall_seconds_per_face'])}"
                          f" s/face")
+    out["batching"] = _batching_verdict(out["faces"], lines)
     # per-face network cost for the resolution estimate
     per_face = _per_face_cost(built, out["faces"], label)
     # resolution, identity restorer
@@ -131,6 +132,23 @@ def run_scaling(root: Path, tmp: Path, *, built: dict, args, lines: list[str]) -
     out["notes"].append(f"faces: {FACE_CLIP} tiled into 1x1/1x2/2x2/2x4 grids; resolution: {RES_CLIP} "
                         f"rescaled (bicubic) and run with the identity restorer; estimate rows add faces x "
                         f"{_fmt(per_face)} s/face measured with {label}")
+    return out
+
+
+def _batching_verdict(rows: list[dict], lines: list[str]) -> list[dict]:
+    """Per face count: restore seconds per face at each batch relative to batch 1 (<= 1 = no worse)."""
+    out = []
+    for n in sorted({r["faces_per_frame"] for r in rows}):
+        by_batch = {r["batch"]: r for r in rows if r["faces_per_frame"] == n}
+        base = by_batch.get(1, {}).get("restore_seconds_per_face")
+        for b, r in sorted(by_batch.items()):
+            if b == 1 or not base or not r.get("restore_seconds_per_face"):
+                continue
+            ratio = r["restore_seconds_per_face"] / base
+            out.append({"faces_per_frame": n, "batch": b, "restore_per_face_vs_batch1": ratio,
+                        "no_worse": ratio <= 1.05})
+            lines.append(f"batching, {n} faces/frame: batch {b} restore per face = {ratio:.2f}x batch 1 "
+                         f"({'no worse' if ratio <= 1.05 else 'WORSE'}, 5% tolerance)")
     return out
 
 
