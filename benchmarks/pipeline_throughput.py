@@ -167,11 +167,13 @@ def variant_label(backend: str, precision: str) -> str:
 
 
 def build_variant(backend: str, precision: str, *, weights: Path, batch: int, threads: int,
-                  warmup: bool = False):
+                  warmup_clip: Path | None = None):
     """(RestoreBackend, reason, setup seconds, ModelConfig); raises BackendUnavailable / ConfigError.
 
-    ``warmup`` runs one face through the backend (first-call costs: memory arenas, kernel selection)
-    inside the setup time."""
+    ``warmup_clip``: a discarded restore_video run on it with the new backend, counted in the setup
+    time. It carries the first-call costs (memory arenas, kernel selection) and, for onnxruntime int8,
+    the calibration, which takes the crops of the backend's FIRST restore() call: so the warm-up must
+    be real faces (a clip of ``batch`` one-face frames makes that first call a full batch, as in a run)."""
     from vidrestore.backends.factory import create_backend
     from vidrestore.config import ModelConfig
 
@@ -182,10 +184,14 @@ def build_variant(backend: str, precision: str, *, weights: Path, batch: int, th
         config = ModelConfig(weights=str(weights), backend=backend, precision=precision, **fields)
     t0 = time.perf_counter()
     be, reason = create_backend(config)
-    if warmup:
-        import torch
+    if warmup_clip is not None:
+        from vidrestore.config import RestoreConfig
+        from vidrestore.pipeline import restore_video
 
-        be.restore(torch.zeros(1, 3, 512, 512, device=be.device))
+        out = warmup_clip.with_name(warmup_clip.stem + "-out.mp4")
+        restore_video(warmup_clip, out, RestoreConfig(model=config, overwrite=True), backend=be,
+                      backend_reason=reason)
+        out.unlink(missing_ok=True)
     return be, reason, time.perf_counter() - t0, config
 
 
@@ -312,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="GFPGANv1Clean checkpoint (default: random, seed 0)")
     p.add_argument("--no-reference", action="store_true", help="skip the authors' loop")
     p.add_argument("--no-warmup", action="store_true",
-                   help="time the first calls too (default: one warm-up face per backend, one warm-up frame "
-                        "for the reference, both outside the timed run)")
+                   help="time the first calls too (default, outside the timed runs: each backend restores the "
+                        "first --batch frames of the clip once, the reference its first frame)")
     p.add_argument("--scaling", action="store_true", help="also run the faces/resolution/skip study")
     p.add_argument("--scaling-frames", type=int, default=3)
     p.add_argument("--scaling-variant", default=None,
@@ -364,19 +370,21 @@ def main(argv: list[str] | None = None) -> dict:
             clip = make_clip(clip_src, tmp / "clip.mp4", frames=args.frames)
             ref = None
             if not args.no_reference:
-                warm = make_clip(clip_src, tmp / "warmup.mp4", frames=1) if not args.no_warmup else None
+                warm = make_clip(clip_src, tmp / "warmup1.mp4", frames=1) if not args.no_warmup else None
                 ref = run_reference_entry(clip, tmp / "reference.mp4", weights=weights, threads=threads,
                                           warmup_clip=warm)
                 ref["input"] = f"{clip_src} (first {args.frames} frames)"
                 data["pipeline"].append(ref)
                 data["setup_seconds"]["reference"] = ref.get("setup_seconds")
             built = {}
+            warm_ours = None if args.no_warmup else make_clip(clip_src, tmp / "warmup.mp4",
+                                                              frames=max(args.batch, 1))
             for backend_name, precision in parse_variants(args.variants):
                 label = variant_label(backend_name, precision)
                 try:
                     be, reason, setup, mc = build_variant(backend_name, precision, weights=weights,
                                                           batch=args.batch, threads=threads,
-                                                          warmup=not args.no_warmup)
+                                                          warmup_clip=warm_ours)
                 except (BackendUnavailable, ConfigError) as exc:
                     data["skipped"][label] = f"{type(exc).__name__}: {exc}"
                     lines.append(f"skipped {label}: {exc}")

@@ -65,8 +65,10 @@ def run_scaling(root: Path, tmp: Path, *, built: dict, args, lines: list[str]) -
 
     def backend_for(batch: int):
         if batch not in cache:
+            warm = None if args.no_warmup else make_clip(root / FACE_CLIP, tmp / f"warm-b{batch}.mp4",
+                                                         frames=batch)
             be, reason, setup, mc = build_variant(backend_name, precision, weights=weights, batch=batch,
-                                                  threads=threads, warmup=not args.no_warmup)
+                                                  threads=threads, warmup_clip=warm)
             cache[batch] = (be, reason, mc)
         return cache[batch]
 
