@@ -19,7 +19,8 @@ both decode exactly the same frames) and load one random-initialised authors' ch
 (``identity`` = the pass-through restorer: the pipeline without the network) is built BEFORE its timed run
 (model load, ONNX export, INT8 calibration are one-time costs, reported as ``setup_seconds``) and passed
 to :func:`vidrestore.pipeline.restore_video` as ``backend=``. A variant whose backend is not available
-(BackendUnavailable / ConfigError) is skipped with a note.
+(BackendUnavailable / ConfigError) is skipped with a note; one that raises anything else is recorded under
+"failed" (and printed) and the other variants still run.
 
 Reported per run: frames/s, busy seconds per stage, the speed-up over the reference (fps ratio), and the
 restore stage's achieved GFLOP/s (faces x 395.5 GFLOP / restore seconds) against this machine's FP32
@@ -306,6 +307,17 @@ def write_results(data: dict, out: Path) -> Path:
     return out
 
 
+def _section(data: dict, lines: list[str], name: str, fn) -> None:
+    """data[name] = fn(), its "lines" printed; a failure is recorded under data["failed"][name]."""
+    try:
+        data[name] = fn()
+    except Exception as exc:
+        data["failed"][name] = f"{type(exc).__name__}: {exc}"
+        lines.append(f"FAILED {name}: {type(exc).__name__}: {exc}")
+        return
+    lines += data[name].get("lines", []) if name != "scaling" else []
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline_throughput", description=__doc__.splitlines()[0])
     p.add_argument("--clip", default=DEFAULT_CLIP, help="path, or relative to the test data folder")
@@ -351,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "argv": sys.argv[1:] if argv is None else list(argv),
                            "loadavg_start": list(load_start), "load_warning": warn,
                            "gflop_per_face": GFLOP_PER_FACE},
-                  "pipeline": [], "setup_seconds": {}, "skipped": {}, "summary": []}
+                  "pipeline": [], "setup_seconds": {}, "skipped": {}, "failed": {}, "summary": []}
     lines: list[str] = []
     root = testdata_root()
     clip_src = Path(args.clip) if Path(args.clip).is_file() else root / args.clip
@@ -389,8 +401,18 @@ def main(argv: list[str] | None = None) -> dict:
                     data["skipped"][label] = f"{type(exc).__name__}: {exc}"
                     lines.append(f"skipped {label}: {exc}")
                     continue
+                except Exception as exc:  # a broken variant must not cost the other measurements
+                    data["failed"][label] = f"setup/warm-up: {type(exc).__name__}: {exc}"
+                    lines.append(f"FAILED {label} during setup/warm-up: {type(exc).__name__}: {exc}")
+                    continue
                 data["setup_seconds"][label] = setup
-                entry = run_ours(clip, tmp / f"ours-{len(built)}.mp4", be, reason, model_config=mc, label=label)
+                try:
+                    entry = run_ours(clip, tmp / f"ours-{len(built)}.mp4", be, reason, model_config=mc,
+                                     label=label)
+                except Exception as exc:
+                    data["failed"][label] = f"timed run: {type(exc).__name__}: {exc}"
+                    lines.append(f"FAILED {label} in the timed run: {type(exc).__name__}: {exc}")
+                    continue
                 entry["setup_seconds"] = setup
                 entry["input"] = f"{clip_src} (first {args.frames} frames)"
                 data["pipeline"].append(entry)
@@ -398,13 +420,12 @@ def main(argv: list[str] | None = None) -> dict:
                 built[label] = (be, reason, mc, entry)
             _headline(lines, data, ref, warn, peak)
             if args.scaling:
-                data["scaling"] = scaling.run_scaling(root, tmp, built=built, args=args, lines=lines)
+                _section(data, lines, "scaling",
+                         lambda: scaling.run_scaling(root, tmp, built=built, args=args, lines=lines))
             if args.profile:
-                data["profile"] = scaling.profile_identity(root, tmp, frames=args.profile_frames)
-                lines += data["profile"]["lines"]
+                _section(data, lines, "profile", lambda: scaling.profile_identity(root, tmp, frames=args.profile_frames))
             if args.ab_fixes:
-                data["ab_fixes"] = scaling.ab_fixes(root, tmp, frames=args.profile_frames)
-                lines += data["ab_fixes"]["lines"]
+                _section(data, lines, "ab_fixes", lambda: scaling.ab_fixes(root, tmp, frames=args.profile_frames))
     data["meta"]["loadavg_end"] = list(os.getloadavg())
     if not args.no_save:
         tag = "-".join(t for t, on in (("scaling", args.scaling), ("profile", args.profile or args.profile_only))

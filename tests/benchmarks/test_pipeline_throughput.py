@@ -110,3 +110,15 @@ def test_ab_fixes_reports_both_sides(testdata, tmp_path):
     (row,) = out["rows"]
     assert row["current"]["restore"] > 0 and row["proposed"]["restore"] > 0
     assert row["current"]["wall"] > 0 and "480p" in out["lines"][0]
+
+
+def test_a_broken_variant_is_recorded_and_the_others_still_run(testdata, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIDRESTORE_TESTDATA", str(testdata))
+    bad = tmp_path / "not_a_checkpoint.pth"
+    bad.write_bytes(b"not a checkpoint")
+    data = pt.main(["--frames", "1", "--variants", "torch:fp32,torch:fp16,identity", "--no-reference",
+                    "--weights", str(bad), "--no-save"])
+    assert "torch:fp32" in data["failed"] and "CheckpointError" in data["failed"]["torch:fp32"]
+    assert "torch:fp16" in data["skipped"] or "torch:fp16" in data["failed"]
+    assert [r["backend"] for r in data["pipeline"]] == ["identity"]
+    assert "FAILED torch:fp32" in capsys.readouterr().err
