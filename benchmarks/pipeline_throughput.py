@@ -41,8 +41,9 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
+
+from .scaling import make_clip  # clips for the main run and both studies
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -101,53 +102,6 @@ def machine_info(threads: int) -> dict:
             "fp32_peak_gflops": fp32_peak_gflops(min(threads, cores), mhz),
             "fp32_peak_formula": f"{min(threads, cores)} cores x {mhz / 1000:.4g} GHz x 2 FMA x 8 lanes x 2",
             "python": sys.version.split()[0], "platform": platform.platform()}
-
-
-# ---------------------------------------------------------------------------------------------
-# clips
-
-
-def make_clip(src: Path, dst: Path, *, frames: int, size: tuple[int, int] | None = None, tile: int = 1,
-              crf: int = 18, preset: str = "veryfast") -> Path:
-    """Re-encode the first ``frames`` frames of ``src`` as H.264 (no audio) into ``dst``.
-
-    ``size`` = (width, height) rescales (bicubic, swscale); ``tile`` > 1 repeats each frame in a grid of
-    ``tile`` cells (1x2, 2x2, 2x4: the real face appears ``tile`` times, every copy the same size).
-    """
-    import av
-    import numpy as np
-
-    rows, cols = {1: (1, 1), 2: (1, 2), 4: (2, 2), 8: (2, 4), 16: (4, 4)}[tile]
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        rate = vin.average_rate or 25
-        stream = None
-        n = 0
-        for frame in inp.decode(vin):
-            if n >= frames:
-                break
-            if size is not None:
-                frame = frame.reformat(width=size[0], height=size[1], interpolation="BICUBIC")
-            rgb = frame.to_ndarray(format="rgb24")
-            if tile > 1:
-                rgb = np.tile(rgb, (rows, cols, 1))
-            h, w = rgb.shape[:2]
-            rgb = rgb[: h - h % 2, : w - w % 2]
-            if stream is None:
-                stream = out.add_stream("libx264", rate=rate)
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf), "preset": preset}
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            vf.pts = n
-            vf.time_base = Fraction(1) / Fraction(rate)
-            for p in stream.encode(vf):
-                out.mux(p)
-            n += 1
-        if stream is not None:
-            for p in stream.encode(None):
-                out.mux(p)
-    return dst
 
 
 # ---------------------------------------------------------------------------------------------
