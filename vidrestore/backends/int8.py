@@ -13,8 +13,24 @@ The cached model is therefore calibrated on the faces of the first video it saw;
 What is quantized: only the ``Conv`` nodes (their weights per output channel, their inputs per
 tensor); the modulation ``Gemm``, the demodulation (``engines.precision.fp32_node_names``: a sum of
 squares under a square root - precision-sensitive), noise, activations and resizes stay FP32.
-Settings were chosen by measurement (see :data:`DEFAULT_SETTINGS` and the int8 report in
-``benchmarks/results``).
+Settings were chosen by measurement (``python -m benchmarks.int8_quality``; JSON in
+``benchmarks/results/int8_quality-*.json``). 512 px, realistic random weights, 2 threads on the shared
+2-core AVX2 (no VNNI) machine, calibrated on 2 clip faces + mirrored copies, PSNR vs FP32 on 4 held-out
+real faces (min over faces), seconds per face (same process; ort FP32 8.25 s, torch FP32 13.4 s):
+
+    QDQ per-channel u8s8 (onnxruntime's usual CPU choice)   34.55 dB  4.8 s   <- u8s8 saturates on AVX2
+    u8s8 + reduce_range (7-bit weights)                     30.2 dB   5.7 s
+    u8s8 per-tensor weights                                 33.85 dB  5.8 s
+    u8s8 QOperator                                          35.07 dB  8.3 s
+    u8s8, decoder ToRGB convs kept FP32                     34.38 dB  6.5 s
+    s8s8 (symmetric int8 activations)                       35.2 dB   6.7 s
+    u8u8 (uint8 weights)  = DEFAULT                         35.75 dB  7.05 s
+
+All error comes from the StyleGAN decoder's modulated convs (keeping only the decoder FP32 gives
+50.8 dB; keeping the encoder, the SFT condition convs or the up-path FP32 instead changes < 0.3 dB),
+and the decoder carries most of the speed-up. u8s8 on AVX2 without VNNI multiplies with
+``vpmaddubsw``, whose int16 pair sums saturate; u8u8 widens to 16 bits first - slower, exact. u8u8 is
+the only setting with a margin over the 35 dB bar on every held-out face.
 """
 from __future__ import annotations
 
@@ -39,9 +55,9 @@ class Int8Settings:
 
     quant_format: Literal["qdq", "qoperator"] = "qdq"
     per_channel: bool = True
-    reduce_range: bool = False        # 7-bit weights: avoids u8s8 saturation on AVX2 without VNNI
+    reduce_range: bool = False        # 7-bit weights (ORT's AVX2 advice): measured -4.5 dB, slower
     activation_type: Literal["uint8", "int8"] = "uint8"
-    weight_type: Literal["int8", "uint8"] = "int8"
+    weight_type: Literal["int8", "uint8"] = "uint8"   # u8u8: no u8s8 saturation on AVX2 (see below)
     calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_faces: int = 8        # crops taken from the first restore() call
     exclude_patterns: tuple[str, ...] = ()   # Conv nodes whose name contains one of these stay FP32
@@ -138,6 +154,8 @@ def quantize(fp32_onnx: Path, output: Path, crops: np.ndarray, settings: Int8Set
                         op_types_to_quantize=["Conv"], nodes_to_exclude=sorted(keep & set(convs)),
                         activation_type=types[settings.activation_type],
                         weight_type=types[settings.weight_type],
+                        # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops the chunks it
+                        # "clears" instead of folding them in -> "No data is collected")
                         calibrate_method=methods[settings.calibration],
                         calibration_cache_path=None if calibration_cache is None else str(calibration_cache))
         os.replace(tmp, output)

@@ -74,7 +74,8 @@ class OnnxRuntimeBackend:
         of the cached INT8 file (default: beside the FP32 file) and a note for its sidecar (e.g. the
         input video's name)."""
         if precision not in ("fp32", "fp16", "int8"):
-            raise ConfigError(f"onnxruntime backend supports fp32, fp16 and int8, not {precision!r}")
+            raise ConfigError(f"onnxruntime backend supports fp32 and fp16 (and int8 on the CPU), "
+                              f"not {precision!r}")
         if precision == "int8" and device != "cpu":
             raise ConfigError(f"onnxruntime int8 runs on the CPU only, not {device!r}: use --device cpu "
                               "(on a GPU use --precision fp16)")
