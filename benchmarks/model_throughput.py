@@ -5,7 +5,10 @@
     python -m benchmarks.model_throughput --profile --batches 1 # top ops via torch.profiler
 
 Backends are plain functions ``build(ctx) -> run(batch) -> output`` collected in a dict built at call
-time by :func:`available_backends`; add one there (e.g. onnxruntime) to compare it in the same run.
+time by :func:`available_backends`; add one there to compare it in the same run. ``ort-fp32`` and
+``ort-int8`` are onnxruntime on the CPU (FP32, and static INT8 calibrated on real faces):
+
+    python -m benchmarks.model_throughput --backends authors-torch,ours-torch,ort-fp32,ort-int8 --batches 1
 Timings interleave backends within each repeat so that load from other processes hits all alike.
 Writes JSON to stdout and to ``benchmarks/results/model_throughput-<date>-<host>.json``.
 """
@@ -67,9 +70,28 @@ def _authors_torch(ctx: BenchContext) -> RunFn:
     return run
 
 
+def _ort(ctx: BenchContext, precision: str) -> RunFn:
+    """onnxruntime on the CPU; int8 calibrates on the testdata's two aligned photos when
+    $VIDRESTORE_TESTDATA is set (else on the warm-up batch, like a run's first faces)."""
+    from vidrestore.backends.onnxruntime import OnnxRuntimeBackend
+
+    cache = Path(tempfile.mkdtemp(prefix="bench-ort-"))
+    backend = OnnxRuntimeBackend.from_weights(ctx.checkpoint, precision=precision, threads=ctx.threads,
+                                              max_batch=64, cache_dir=cache,
+                                              calibration_source="benchmarks.model_throughput")
+    testdata = os.environ.get("VIDRESTORE_TESTDATA")
+    if precision == "int8" and testdata:
+        from tests.support.checkpoints import load_face
+
+        names = ("gfpgan_cropped_Adele_512.png", "gfpgan_cropped_Julia_Roberts_512.png")
+        backend.restore(torch.cat([load_face(Path(testdata) / "images" / n, ctx.size) for n in names]))
+    return backend.restore
+
+
 def available_backends() -> dict[str, Callable[[BenchContext], RunFn]]:
     """Name -> builder. Built per call (no global registry); extend here."""
-    return {"ours-torch": _ours_torch, "authors-torch": _authors_torch}
+    return {"ours-torch": _ours_torch, "authors-torch": _authors_torch,
+            "ort-fp32": lambda ctx: _ort(ctx, "fp32"), "ort-int8": lambda ctx: _ort(ctx, "int8")}
 
 
 def _sync(device: str) -> None:

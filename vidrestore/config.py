@@ -11,7 +11,7 @@ from typing import Literal
 from .errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"]
 RestorerName = Literal["gfpgan", "identity"]
 

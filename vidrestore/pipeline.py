@@ -290,6 +290,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     probe(input, config=config.decode)      # a broken input fails before any model is loaded
     if backend is None:
         backend, backend_reason = create_backend(config.model, restorer=restorer)
+    if getattr(backend, "calibration_source", None) == "":  # int8: record what it calibrates on
+        backend.calibration_source = f"first faces of {input.name}"
     # on a GPU, NVDEC when available: frames are decoded straight into device memory
     reader = open_reader(input, config=config.decode, device=backend.device)
     try:

@@ -8,7 +8,12 @@ The two CPU entries follow measurement (see :data:`CPU_ORDER`): on the 2-core AV
 onnxruntime's FP32 CPU session ran a 512x512 face 1.9-2.7x faster than torch's FP32 forward of the same
 model (5.6 s vs 10.7 s, 5.5 s vs 14.8 s, 16.3 s vs 41.9 s per face; three runs, shared and loaded CPU). What is usable comes
 from a frozen :class:`Capabilities` snapshot (:func:`detect_capabilities`), so the choice itself is a
-pure function and tests pass explicit capabilities. Requests that cannot be met raise
+pure function and tests pass explicit capabilities.
+
+``int8`` (only when asked for with ``--precision int8``; never picked by ``auto`` otherwise) runs on
+onnxruntime's CPU provider only: static INT8 calibrated on the first faces of the video (see
+:mod:`vidrestore.backends.int8`). ``auto`` + int8 picks onnxruntime on the CPU and says why; any other
+backend or ``--device cuda`` with int8 is refused with the reason. Requests that cannot be met raise
 :class:`BackendUnavailable` with the reason; the returned ``reason`` goes into the pipeline report.
 """
 from __future__ import annotations
@@ -22,7 +27,9 @@ from ..errors import BackendUnavailable, ConfigError
 # Measured (this module's docstring): onnxruntime CPU FP32 is faster than torch CPU FP32.
 CPU_ORDER: tuple[str, ...] = ("onnxruntime", "torch")
 TRT_PRECISIONS = ("fp16", "fp32")
-ORT_PRECISIONS = ("fp32", "fp16")
+ORT_PRECISIONS = ("fp32", "fp16", "int8")
+INT8_REASON = ("int8 is onnxruntime's static INT8 on the CPU (calibrated on the first faces, cached); "
+               "no other backend or device runs it")
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,8 @@ def _why_not(name: str, device: str, precision: str, caps: Capabilities) -> str 
     gpu = f" on {caps.gpu_name}" if caps.gpu_name else ""
     if device == "cuda" and not caps.cuda:
         return "no CUDA GPU is visible to torch"
+    if precision == "int8" and (name != "onnxruntime" or device != "cpu"):
+        return INT8_REASON + " (use --backend onnxruntime --device cpu, or fp16 on a GPU)"
     if name == "tensorrt":
         if device != "cuda":
             return "TensorRT runs on CUDA only"
@@ -124,6 +133,8 @@ def _auto_candidates(device: str, precision: str, caps: Capabilities) -> list[tu
         cpu = [("onnxruntime", "cpu"), ("torch", "cpu")]
     if precision == "bf16":  # only torch has a bf16 CPU path
         cpu = [("torch", "cpu")]
+    if precision == "int8":  # only onnxruntime's CPU provider has the int8 path
+        return [("onnxruntime", "cpu")] if device in ("cpu", "auto") else []
     if device == "cuda":
         return gpu
     if device == "cpu":
@@ -136,12 +147,17 @@ def choose_backend(*, requested: BackendName, device: Device, precision: Precisi
     """The backend to run, with a one-line reason. Raises :class:`BackendUnavailable` when an explicit
     request (backend and/or device) cannot be met."""
     caps = probe if probe is not None else detect_capabilities()
+    if precision == "int8" and device == "cuda":
+        raise ConfigError("--precision int8 runs on the CPU only (onnxruntime static INT8); with "
+                          "--device cuda use --precision fp16")
     if device == "cuda" and not caps.cuda:
         raise BackendUnavailable("--device cuda was requested but torch sees no CUDA GPU (no NVIDIA driver, "
                                  "a CPU-only torch build, or CUDA_VISIBLE_DEVICES hides it); use --device "
                                  "cpu or auto")
     if requested != "auto":
-        if device == "auto":
+        if device == "auto" and precision == "int8":
+            dev = "cpu"  # int8 has no GPU path; _why_not explains a backend that cannot run it
+        elif device == "auto":
             wants_gpu = requested in ("tensorrt", "torch-tensorrt")
             dev = "cuda" if caps.cuda and (wants_gpu or requested == "torch" or
                                            (requested == "onnxruntime" and caps.ort_cuda)) else "cpu"
@@ -155,12 +171,15 @@ def choose_backend(*, requested: BackendName, device: Device, precision: Precisi
         where = f"{dev}" + (f" ({caps.gpu_name})" if dev == "cuda" and caps.gpu_name else "")
         return BackendChoice(requested, dev, precision, f"--backend {requested} requested; runs on {where}")
 
-    skipped = [] if caps.cuda or device == "cpu" else ["GPU backends: no CUDA GPU is visible to torch"]
+    skipped = [] if caps.cuda or device == "cpu" or precision == "int8" else [
+        "GPU backends: no CUDA GPU is visible to torch"]
     for name, dev in _auto_candidates(device, precision, caps):
         why = _why_not(name, dev, precision, caps)
         if why is None:
             where = dev + (f" ({caps.gpu_name})" if dev == "cuda" and caps.gpu_name else "")
             reason = f"auto: {name} on {where}"
+            if precision == "int8":
+                reason += " (--precision int8: static INT8, calibrated on the first faces and cached)"
             if skipped:
                 reason += "; skipped " + "; ".join(skipped)
             return BackendChoice(name, dev, precision, reason)
