@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh .venv
+.venv/bin/python -m pip install -q -c requirements/constraints.txt -r requirements/test-extra.txt
 if [ -f CMakeLists.txt ] && command -v nvcc >/dev/null 2>&1 && command -v cmake >/dev/null 2>&1; then
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build build -j 2
