@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from engines import kernels as K
 from engines import kernels_reference as R
 from tests.support import cuda_emu
+from tests.support.emulated_kernels import FAMILIES, emulated
 from vidrestore.errors import BackendUnavailable
 
 CI = os.environ.get("CI", "").lower() == "true"
-FAMILIES = {"modconv": K.ModConvKernels, "sft": K.SFTKernels, "warp": K.WarpKernels}
 
 
 def _need(cond: bool, why: str) -> None:
@@ -151,20 +151,6 @@ def test_load_module_prefers_a_fresh_loadable_fatbin(case, tmp_path, monkeypatch
     else:
         with pytest.raises(BackendUnavailable, match="prebuilt kernels"):
             load("sft", 0, "fatbin")
-
-
-def emulated(family: str):
-    """The real wrapper class, launching on the CPU emulation with CPU tensors."""
-    cls = FAMILIES[family]
-
-    class Emulated(cls):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:  # no CuPy, no GPU
-            self.device = torch.device("cpu")
-
-        def _launch(self, kernel, grid, block, args):
-            cuda_emu.launch(self.family, kernel, grid, block, args)
-
-    return Emulated()
 
 
 needs_emu = pytest.mark.skipif(not cuda_emu.available(), reason="g++ not available for the kernel emulation")
