@@ -280,21 +280,23 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     built RestoreBackend (both override ``config.model``).
     """
     from .backends.factory import create_backend
-    from .media.decode import probe
+    from .media.decode import VideoReader
     from .media.encode import VideoWriter, check_output_path
     from .media.nvdec import open_reader
 
     input, output = Path(input), Path(output)
     check_output_path(output, source=input, overwrite=config.overwrite)
     t_start = time.perf_counter()
-    probe(input, config=config.decode)      # a broken input fails before any model is loaded
-    if backend is None:
-        backend, backend_reason = create_backend(config.model, restorer=restorer)
-    if getattr(backend, "calibration_source", None) == "":  # int8: record what it calibrates on
-        backend.calibration_source = f"first faces of {input.name}"
-    # on a GPU, NVDEC when available: frames are decoded straight into device memory
-    reader = open_reader(input, config=config.decode, device=backend.device)
+    reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
     try:
+        if backend is None:
+            backend, backend_reason = create_backend(config.model, restorer=restorer)
+        if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
+            backend.calibration_source = f"first faces of {input.name}"
+        if backend.device != "cpu":
+            # on a GPU, NVDEC when available: frames are decoded straight into device memory
+            reader.close()
+            reader = open_reader(input, config=config.decode, device=backend.device)
         info = reader.info
         clock = _Clock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
