@@ -10,6 +10,7 @@ from ..errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_KERNEL_DTYPES = (torch.float32, torch.float16)   # what engines.kernels' model kernels take
 
 
 def resolve_device(device: str) -> torch.device:
@@ -51,7 +52,7 @@ class TorchBackend:
         self.max_batch = max(1, int(max_batch))
         self._dtype = _DTYPES[precision]
         model = load_gfpgan(Path(weights), device=str(dev), dtype=self._dtype)
-        ops = model_kernels(dev, kernels)
+        ops = model_kernels(dev, kernels, dtype=self._dtype)
         self.kernels = "torch" if ops is None else "cupy"
         if ops is not None:
             model.set_kernels(ops)
@@ -75,18 +76,22 @@ class TorchBackend:
         return torch.cat(outs).to(out_device).contiguous()
 
 
-def model_kernels(device: torch.device, kernels: str) -> object | None:
+def model_kernels(device: torch.device, kernels: str, *, dtype: torch.dtype = torch.float32) -> object | None:
     """The custom-kernel object for GFPGAN.set_kernels, or None for the plain torch path.
 
-    "torch": None. "cupy": engines.kernels' ModConvKernels + SFTKernels (CUDA only; BackendUnavailable
-    when CuPy or the kernels cannot load). "auto": the CuPy kernels on CUDA when they load, else None.
+    "torch": None. "cupy": engines.kernels' ModConvKernels + SFTKernels (CUDA only, fp32/fp16 models;
+    BackendUnavailable when CuPy or the kernels cannot load). "auto": the CuPy kernels on CUDA for
+    fp32/fp16 when they load, else None (the kernels take float32/float16 tensors only, not bf16).
     """
     if kernels not in ("auto", "cupy", "torch"):
         raise ConfigError(f"--kernels {kernels!r} is not one of auto, cupy, torch")
-    if kernels == "torch" or (kernels == "auto" and device.type != "cuda"):
+    if kernels == "torch" or (kernels == "auto" and (device.type != "cuda" or dtype not in _KERNEL_DTYPES)):
         return None
     if device.type != "cuda":
         raise BackendUnavailable(f"--kernels cupy needs a CUDA device, got {device}")
+    if dtype not in _KERNEL_DTYPES:
+        raise ConfigError(f"--kernels cupy runs fp32 and fp16 models only, not {dtype}; "
+                          "use --kernels torch or auto")
     try:
         from engines.kernels import ModConvKernels, SFTKernels   # lazy: engines depends on vidrestore
         return kernel_namespace(ModConvKernels(device), SFTKernels(device))

@@ -122,6 +122,27 @@ def test_backend_kernel_choice_on_cpu():
         model_kernels(torch.device("cpu"), "fast")
 
 
+def test_backend_kernel_choice_keeps_bf16_on_plain_torch(monkeypatch):
+    """The CuPy kernels take float32/float16 tensors only: a bf16 model on CUDA must not get them
+    (they would raise TypeError in the first StyleConv)."""
+    import engines.kernels as K
+    from vidrestore.backends.torch import model_kernels
+    from vidrestore.errors import ConfigError
+
+    class Loads:                               # stands in for kernels that load on a GPU
+        def __init__(self, device):
+            self.style_demod = self.modulate_input = self.modconv_epilogue = self.sft_half = None
+
+    monkeypatch.setattr(K, "ModConvKernels", Loads)
+    monkeypatch.setattr(K, "SFTKernels", Loads)
+    cuda = torch.device("cuda")
+    for dtype in (torch.float32, torch.float16):
+        assert model_kernels(cuda, "auto", dtype=dtype) is not None
+    assert model_kernels(cuda, "auto", dtype=torch.bfloat16) is None
+    with pytest.raises(ConfigError, match="fp32 and fp16"):
+        model_kernels(cuda, "cupy", dtype=torch.bfloat16)
+
+
 @pytest.mark.skipif(not __import__("tests.support.cuda_emu", fromlist=["x"]).available(),
                     reason="g++ not available for the kernel emulation")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
