@@ -178,17 +178,21 @@ class _Family:
     def _launch(self, kernel: str, grid: tuple[int, int, int], block: tuple[int, int, int], args: tuple) -> None:
         cp = self._cupy
         ts = torch.cuda.current_stream(self.device)
-        stream = None
-        from_external = getattr(cp.cuda.Stream, "from_external", None)  # CuPy >= 14
-        if from_external is not None and hasattr(ts, "__cuda_stream__"):
-            try:
-                stream = from_external(ts)
-            except TypeError:
-                stream = None
-        if stream is None:
-            stream = cp.cuda.ExternalStream(ts.cuda_stream, self.device.index)
-        with cp.cuda.Device(self.device.index), stream:
-            self._functions[kernel](grid, block, args)
+        # Stream.from_external tags the stream with CuPy's *current* device, and entering a stream of
+        # another device raises: wrap it only once self.device is current (not e.g. a worker
+        # thread's default device 0).
+        with cp.cuda.Device(self.device.index):
+            stream = None
+            from_external = getattr(cp.cuda.Stream, "from_external", None)  # CuPy >= 14
+            if from_external is not None and hasattr(ts, "__cuda_stream__"):
+                try:
+                    stream = from_external(ts)
+                except TypeError:
+                    stream = None
+            if stream is None:
+                stream = cp.cuda.ExternalStream(ts.cuda_stream, self.device.index)
+            with stream:
+                self._functions[kernel](grid, block, args)
 
 
 # ----------------------------------------------------------------------------- families

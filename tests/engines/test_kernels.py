@@ -99,6 +99,65 @@ def test_cpu_device_refused():
         K.WarpKernels("cpu")
 
 
+class StreamCupy:
+    """CuPy 14's stream rules without a GPU: Stream.from_external tags the stream with the current
+    device (runtime.getDevice()), and entering a stream of another device raises RuntimeError."""
+
+    def __init__(self) -> None:
+        self.device = 0
+        self.stream = None
+        fake = self
+
+        class Device:
+            def __init__(self, index):
+                self.index = index
+
+            def __enter__(self):
+                self.prev, fake.device = fake.device, self.index
+
+            def __exit__(self, *exc):
+                fake.device = self.prev
+
+        class Stream:
+            def __init__(self, ptr, device_id):
+                self.ptr, self.device_id = ptr, device_id
+
+            @classmethod
+            def from_external(cls, obj):
+                return cls(obj.__cuda_stream__()[1], fake.device)
+
+            def __enter__(self):
+                if self.device_id != fake.device:
+                    raise RuntimeError(f"stream of device {self.device_id} used on device {fake.device}")
+                self.prev, fake.stream = fake.stream, self
+
+            def __exit__(self, *exc):
+                fake.stream = self.prev
+
+        self.cuda = types.SimpleNamespace(Device=Device, Stream=Stream)
+
+
+def test_launch_runs_on_torchs_stream_of_the_tensors_device(monkeypatch):
+    """A launch for cuda:1 from a thread whose current device is 0 (a pipeline worker)."""
+    class TorchStream:
+        cuda_stream = 0xabc
+
+        def __cuda_stream__(self):
+            return (0, self.cuda_stream)
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: asked.append(device) or TorchStream())
+    fake = StreamCupy()
+    ops = K.SFTKernels.__new__(K.SFTKernels)
+    ops._cupy, ops.device = fake, torch.device("cuda", 1)
+    seen = []
+    ops._functions = {"k": lambda grid, block, args: seen.append((fake.device, fake.stream.ptr, grid, args))}
+    ops._launch("k", (2, 1, 1), (256, 1, 1), (np.int32(7),))
+    assert seen == [(1, 0xabc, (2, 1, 1), (np.int32(7),))]
+    assert asked == [torch.device("cuda", 1)]
+    assert fake.device == 0 and fake.stream is None      # both restored afterwards
+
+
 class FakeCupy:
     """Records how _load_module builds modules: RawModule(path=...) or RawModule(code=...)."""
 
