@@ -9,7 +9,7 @@
 # 2. build: the CUDA kernels with CMake/nvcc into engines/kernels/fatbin (SASS for $CUDA_ARCHS, default 90);
 # 3. tests: VIDRESTORE_REQUIRE_CUDA=1 pytest -m needs_cuda  -> $OUT/needs_cuda.xml, needs_cuda.log;
 # 4. benchmark: python -m benchmarks.gpu_pipeline            -> $OUT/gpu_pipeline.json, gpu_pipeline.log;
-# 5. engines.gpu_check, only if that module exists           -> $OUT/engines_gpu_check.log;
+# 5. engines.gpu_check, only if that module exists           -> $OUT/engines_gpu_check.log, gpu_engine_check.json;
 # 6. $OUT/summary.json: device, versions, test counts, each step's exit code and seconds.
 #
 # Every step runs under `timeout`, capped by what is left of GPU_CHECK_BUDGET_S (default 480 s), so
@@ -137,7 +137,11 @@ if "$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(
         echo "[gpu_check] dry run: engines.gpu_check present, not run" >> "$ENG_LOG"
         printf '%s\t%s\t%s\n' engines_gpu_check "skipped-dry-run" 0 >> "$STEPS"
     else
-        run_step engines_gpu_check 60 10 "$ENG_LOG" "$PY" -m engines.gpu_check
+        # ONNX files and engines go to a scratch folder; only the JSON (rewritten after every runner,
+        # so a timeout keeps what finished) comes back.
+        ENG_WORK=$(mktemp -d /tmp/vidrestore_engines.XXXX)
+        run_step engines_gpu_check 60 10 "$ENG_LOG" "$PY" -m engines.gpu_check --random-weights --out "$ENG_WORK" --no-cpu
+        cp "$ENG_WORK/gpu_engine_check.json" "$OUT/" 2>> "$ENG_LOG" || true
     fi
 else
     printf '%s\t%s\t%s\n' engines_gpu_check "absent" 0 >> "$STEPS"

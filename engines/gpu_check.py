@@ -6,7 +6,7 @@ available provider, TensorRT fp16 when ``tensorrt`` imports) the faces/s at a fi
 and max-abs difference against torch FP32 on real face crops. A failing runner is recorded with its
 error and does not stop the others. Meant for benchmarks/gpu_check.sh (about 2 minutes on an H100).
 
-``python -m engines.gpu_check --weights PATH --out DIR [--testdata DIR] [--batch 8]``
+``python -m engines.gpu_check (--weights PATH | --random-weights) --out DIR [--testdata DIR] [--batch 8] [--no-cpu]``
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def _compare(out: torch.Tensor, ref: torch.Tensor) -> dict:
             "max_abs_vs_torch_fp32": round(float((out - ref).abs().max()), 5)}
 
 
-def _guard(results: dict, name: str, fn: Callable[[], dict]) -> None:
+def _guard(results: dict, name: str, fn: Callable[[], dict], save: Callable[[], None] | None = None) -> None:
     start = time.perf_counter()
     try:
         results[name] = fn()
@@ -88,6 +88,8 @@ def _guard(results: dict, name: str, fn: Callable[[], dict]) -> None:
         results[name] = {"error": f"{type(err).__name__}: {err}",
                          "traceback": traceback.format_exc(limit=4)}
     results[name]["wall_s"] = round(time.perf_counter() - start, 2)
+    if save is not None:       # after every runner: a run killed by a timeout keeps what finished
+        save()
 
 
 def gpu_engine_check(weights_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
@@ -115,6 +117,11 @@ def gpu_engine_check(weights_path: str | os.PathLike[str], out_dir: str | os.Pat
     except ImportError:
         providers = []
     report["environment"]["onnxruntime_providers"] = providers
+
+    def save() -> None:
+        (out_dir / "gpu_engine_check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+    save()
     device = "cuda" if cuda else "cpu"
     model = load_gfpgan(weights_path, device=device, dtype=torch.float32)
     faces = load_faces(batch, size=model.out_size, testdata=testdata)
@@ -132,8 +139,8 @@ def gpu_engine_check(weights_path: str | os.PathLike[str], out_dir: str | os.Pat
         return result
 
     if cuda:
-        _guard(runs, "torch_cuda_fp32", lambda: torch_run(torch.float32))
-        _guard(runs, "torch_cuda_fp16", lambda: torch_run(torch.float16))
+        _guard(runs, "torch_cuda_fp32", lambda: torch_run(torch.float32), save)
+        _guard(runs, "torch_cuda_fp16", lambda: torch_run(torch.float16), save)
 
     export: dict = {}
     report["export"] = export
@@ -145,7 +152,7 @@ def gpu_engine_check(weights_path: str | os.PathLike[str], out_dir: str | os.Pat
             onnx_paths[precision] = path
             return {"path": str(path), "seconds": round(time.perf_counter() - start, 2),
                     "bytes": path.stat().st_size}
-        _guard(export, precision, do_export)
+        _guard(export, precision, do_export, save)
 
     from vidrestore.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -166,7 +173,7 @@ def gpu_engine_check(weights_path: str | os.PathLike[str], out_dir: str | os.Pat
                                                        min_seconds=1.0 if ort_device == "cpu" else 2.0,
                                                        max_iters=3 if ort_device == "cpu" else 50)
                     | {"providers": list(backend.providers)})
-        _guard(runs, f"onnxruntime_{ort_device}_{precision}", ort_run)
+        _guard(runs, f"onnxruntime_{ort_device}_{precision}", ort_run, save)
     if "CUDAExecutionProvider" not in providers:
         runs["onnxruntime_cuda"] = {"skipped": "onnxruntime build without CUDAExecutionProvider"}
 
@@ -197,21 +204,34 @@ def gpu_engine_check(weights_path: str | os.PathLike[str], out_dir: str | os.Pat
                     | {"engine": str(engine), "build_s": round(build_s, 1),
                        "batch3_max_abs_vs_batch": round(float((odd - out[:3]).abs().max()), 5),
                        "split_batch_max_abs_vs_batch": round(float((bigger[:batch] - out).abs().max()), 5)})
-        _guard(runs, "tensorrt_fp16", trt_run)
+        _guard(runs, "tensorrt_fp16", trt_run, save)
 
-    (out_dir / "gpu_engine_check.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    save()
     return report
+
+
+def random_weights(folder: Path) -> Path:
+    """A random-initialised 512 px GFP-GAN checkpoint in ``folder`` (speed does not depend on weights)."""
+    from vidrestore.models import GFPGAN, save_gfpgan
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_gfpgan(GFPGAN(512), folder / "gfpgan_random_512.pth")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.gpu_check", description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", required=True, type=Path)
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--weights", type=Path)
+    weights.add_argument("--random-weights", action="store_true",
+                         help="write a random-initialised 512 px checkpoint into --out and use it")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--testdata", type=Path, default=None)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--no-cpu", action="store_true", help="skip the onnxruntime CPU run")
     args = parser.parse_args(argv)
-    report = gpu_engine_check(args.weights, args.out, batch=args.batch, testdata=args.testdata,
+    weights_path = random_weights(args.out) if args.random_weights else args.weights
+    report = gpu_engine_check(weights_path, args.out, batch=args.batch, testdata=args.testdata,
                               include_cpu=not args.no_cpu)
     json.dump(report, sys.stdout, indent=2, default=str)
     print()
