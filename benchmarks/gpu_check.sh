@@ -98,8 +98,9 @@ if [[ $DRY == 1 ]]; then
     printf '%s\t%s\t%s\n' build "skipped-dry-run" 0 >> "$STEPS"
 elif command -v cmake > /dev/null && command -v nvcc > /dev/null; then
     BUILD_DIR=$(mktemp -d /tmp/vidrestore_build.XXXX)
+    ARCHS=${CUDA_ARCHS:-90}                       # e.g. "80;90": SASS for each, PTX for the last
     run_step cmake-configure 40 360 "$BUILD_LOG" cmake -S . -B "$BUILD_DIR" \
-        -DVIDRESTORE_CUDA_ARCHS="${CUDA_ARCHS:-90}" -DVIDRESTORE_PTX_ARCH="${CUDA_ARCHS:-90}"
+        -DVIDRESTORE_CUDA_ARCHS="$ARCHS" -DVIDRESTORE_PTX_ARCH="${ARCHS##*;}"
     run_step cmake-build 90 330 "$BUILD_LOG" cmake --build "$BUILD_DIR" -j "$(nproc)"
     ls -la engines/kernels/fatbin >> "$BUILD_LOG" 2>&1 || true
 else
