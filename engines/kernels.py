@@ -60,7 +60,8 @@ def _cupy() -> Any:
     try:
         import cupy
     except ImportError as err:
-        raise BackendUnavailable("CuPy not installed: pip install cupy-cuda12x") from err
+        major = (torch.version.cuda or "12").split(".")[0]     # CuPy's wheel must match torch's CUDA
+        raise BackendUnavailable(f"CuPy not installed: pip install cupy-cuda{major}x") from err
     return cupy
 
 

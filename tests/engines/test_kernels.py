@@ -82,7 +82,8 @@ def test_nvrtc_compiles_the_inlined_source(name):
 # ----------------------------------------------------------------------------- wrapper plumbing
 def test_missing_cupy_raises_backend_unavailable(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
-    with pytest.raises(BackendUnavailable, match="pip install cupy-cuda12x"):
+    major = (torch.version.cuda or "12").split(".")[0]
+    with pytest.raises(BackendUnavailable, match=f"pip install cupy-cuda{major}x"):
         K.SFTKernels("cuda")
     with pytest.raises(BackendUnavailable, match="CuPy not installed"):
         K._load_module.__wrapped__("sft", 0, "auto")
