@@ -174,7 +174,8 @@ class _Family:
             raise BackendUnavailable("CUDA is not available to torch")
         self.device = torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
         self._module = load_module(self.family, self.device.index, source)
-        self._functions = {n: self._module.get_function(n) for n in KERNEL_NAMES[self.family]}
+        with self._cupy.cuda.Device(self.device.index):  # RawKernels load per current device
+            self._functions = {n: self._module.get_function(n) for n in KERNEL_NAMES[self.family]}
 
     def _launch(self, kernel: str, grid: tuple[int, int, int], block: tuple[int, int, int], args: tuple) -> None:
         cp = self._cupy

@@ -159,6 +159,25 @@ def test_launch_runs_on_torchs_stream_of_the_tensors_device(monkeypatch):
     assert fake.device == 0 and fake.stream is None      # both restored afterwards
 
 
+def test_functions_are_fetched_on_the_kernels_device(monkeypatch):
+    """CuPy loads a RawModule's kernels on its *current* device: fetching them for cuda:1 while device
+    0 is current would load (and create a context) on the wrong GPU."""
+    fake = StreamCupy()
+    fetched = []
+
+    class Module:
+        def get_function(self, name):
+            fetched.append(fake.device)
+            return name
+
+    monkeypatch.setattr(K, "_cupy", lambda: fake)
+    monkeypatch.setattr(K, "load_module", lambda name, device, source: Module())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    ops = K.SFTKernels("cuda:1")
+    assert ops.device == torch.device("cuda", 1) and set(ops._functions) == set(K.KERNEL_NAMES["sft"])
+    assert fetched == [1] * len(K.KERNEL_NAMES["sft"]) and fake.device == 0
+
+
 class FakeCupy:
     """Records how _load_module builds modules: RawModule(path=...) or RawModule(code=...)."""
 
