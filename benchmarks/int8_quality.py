@@ -55,6 +55,7 @@ def variants() -> dict[str, object]:
         "per_tensor": replace(base, per_channel=False),
         "s8s8": replace(base, activation_type="int8"),
         "u8u8": replace(base, weight_type="uint8"),
+        "u7s8": replace(base, activation_reduce_range=True),
         "s8s8_qoperator": replace(base, activation_type="int8", quant_format="qoperator"),
         "keep_torgb_fp32": replace(base, exclude_patterns=("toRGB", "to_rgb")),
         "keep_first_last_fp32": replace(base, exclude_patterns=("conv_body_first", "toRGB", "to_rgb")),
