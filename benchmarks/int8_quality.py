@@ -45,17 +45,21 @@ def clip_crops(testdata: Path, clip: str, frames: tuple[int, ...]) -> list[np.nd
 
 
 def variants() -> dict[str, object]:
-    from vidrestore.backends.int8 import Int8Settings
+    from vidrestore.backends.int8 import DEFAULT_SETTINGS
 
-    base = Int8Settings(calibration_faces=4, weight_type="int8")   # onnxruntime's usual u8s8
+    default = replace(DEFAULT_SETTINGS, calibration_faces=4)
+    base = replace(default, fp32_decoder_below=0)      # onnxruntime's usual u8s8, every Conv INT8
     return {
+        "default": default,
         "baseline": base,
+        "decoder_fp32_below_32": replace(default, fp32_decoder_below=32),
+        "decoder_fp32_below_128": replace(default, fp32_decoder_below=128),
+        "default_percentile": replace(default, calibration="percentile"),
         "reduce_range": replace(base, reduce_range=True),
         "qoperator": replace(base, quant_format="qoperator"),
         "per_tensor": replace(base, per_channel=False),
         "s8s8": replace(base, activation_type="int8"),
         "u8u8": replace(base, weight_type="uint8"),
-        "u7s8": replace(base, activation_reduce_range=True),
         "s8s8_qoperator": replace(base, activation_type="int8", quant_format="qoperator"),
         "keep_torgb_fp32": replace(base, exclude_patterns=("toRGB", "to_rgb")),
         "keep_first_last_fp32": replace(base, exclude_patterns=("conv_body_first", "toRGB", "to_rgb")),
@@ -72,7 +76,8 @@ def _timed(fn, *args, **kwargs):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="baseline,u8u8,s8s8", help=",".join(variants()))
+    p.add_argument("--configs", default="default,baseline,u8u8,decoder_fp32_below_32,decoder_fp32_below_128",
+                   help=",".join(variants()))
     p.add_argument("--testdata", type=Path, default=Path(os.environ.get("VIDRESTORE_TESTDATA", "")))
     p.add_argument("--work", type=Path, default=None, help="folder for checkpoint/ONNX (default: temp)")
     p.add_argument("--out", type=Path, default=None)

@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
                    help="comma-separated backend:precision, e.g. onnxruntime:fp32,torch:fp32,onnxruntime:int8,"
                         "identity")
-    p.add_argument("--batch", type=int, default=4, help="faces per network call (default 4)")
+    p.add_argument("--batch", type=int, default=0,
+                   help="faces per network call (default 0: the pipeline's default, 1 on the CPU)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores)")
     p.add_argument("--weights", type=Path, help="GFPGANv1Clean checkpoint (default: random, seed 0)")
     p.add_argument("--no-reference", action="store_true", help="skip the authors' loop")

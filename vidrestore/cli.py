@@ -39,7 +39,9 @@ def _restore_parser() -> argparse.ArgumentParser:
     m.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
                    help="fp16 on CUDA; bf16 on CPUs with AVX-512 BF16/AMX; int8: onnxruntime on the CPU, "
                         "calibrated on the first faces of the video and cached (never chosen silently)")
-    m.add_argument("--batch", type=int, default=4, help="faces per network call")
+    m.add_argument("--batch", type=int, default=0,
+                   help="faces per network call (default: 1 on the CPU, where batching is slower per face; "
+                        "8 on a GPU)")
     m.add_argument("--threads", type=int, default=0, help="CPU threads for the network (0 = all)")
     m.add_argument("--kernels", default="auto", choices=["auto", "cupy", "torch"],
                    help="custom CUDA kernels (CuPy) or plain torch ops on the GPU")

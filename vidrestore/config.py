@@ -117,14 +117,14 @@ class ModelConfig:
     backend: BackendName = "auto"
     device: Device = "auto"
     precision: Precision = "fp32"
-    batch: int = 4                   # faces per network call
+    batch: int = 0                   # faces per network call; 0 = auto (default_batch)
     restorer: RestorerName = "gfpgan"
     threads: int = 0                 # torch/onnxruntime intra-op threads, 0 = default
     kernels: Literal["auto", "cupy", "torch"] = "auto"
     cache_dir: Path | None = None    # engines, ONNX files; default under $VIDRESTORE_HOME
 
     def __post_init__(self) -> None:
-        _check(self.batch >= 1, "--batch must be >= 1")
+        _check(self.batch >= 0, "--batch must be >= 1 (or 0 for the device's default)")
 
 
 @dataclass(frozen=True, kw_only=True)

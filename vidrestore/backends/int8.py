@@ -10,27 +10,31 @@ the FP32 file's SHA-256 and :meth:`Int8Settings.key`, so later runs reuse it wit
 The cached model is therefore calibrated on the faces of the first video it saw; the JSON sidecar
 ``<model>.json`` records that source (:func:`read_sidecar`).
 
-What is quantized: only the ``Conv`` nodes (their weights per output channel, their inputs per
-tensor); the modulation ``Gemm``, the demodulation (``engines.precision.fp32_node_names``: a sum of
-squares under a square root - precision-sensitive), noise, activations and resizes stay FP32.
-Settings were chosen by measurement (``python -m benchmarks.int8_quality``; JSON in
-``benchmarks/results/int8_quality-*.json``). 512 px, realistic random weights, 2 threads on the shared
-2-core AVX2 (no VNNI) machine, calibrated on 2 clip faces + mirrored copies, PSNR vs FP32 on 4 held-out
-real faces (min over faces), seconds per face (same process; ort FP32 8.25 s, torch FP32 13.4 s):
+What is quantized: the ``Conv`` nodes (their weights per output channel as int8, their inputs per
+tensor as uint8: "u8s8", onnxruntime's fast CPU kernels), except the StyleGAN2 decoder's layers below
+64 px (:attr:`Int8Settings.fp32_decoder_below`); the modulation ``Gemm``, the demodulation
+(``engines.precision.fp32_node_names``: a sum of squares under a square root), noise, activations and
+resizes stay FP32. Settings were chosen by measurement (``python -m benchmarks.int8_quality``; JSON in
+``benchmarks/results/int8_quality-*.json``): 512 px, realistic random weights, 2 threads on the 2-core
+AVX2 (no VNNI) machine, calibrated on 2 clip faces + mirrored copies, PSNR vs FP32 on 4 held-out real
+faces (min over faces), seconds per face at batch 1 (same run: onnxruntime FP32 2.47 s, torch 3.26 s):
 
-    QDQ per-channel u8s8 (onnxruntime's usual CPU choice)   34.55 dB  4.8 s   <- u8s8 saturates on AVX2
-    u8s8 + reduce_range (7-bit weights)                     30.2 dB   5.7 s
-    u8s8 per-tensor weights                                 33.85 dB  5.8 s
-    u8s8 QOperator                                          35.07 dB  8.3 s
-    u8s8, decoder ToRGB convs kept FP32                     34.38 dB  6.5 s
-    s8s8 (symmetric int8 activations)                       35.2 dB   6.7 s
-    u8u8 (uint8 weights)  = DEFAULT                         35.75 dB  7.05 s
+    u8s8, decoder below 64 px FP32  = DEFAULT               38.0 dB   1.46 s
+    u8s8, decoder below 32 px FP32                          35.8 dB   1.50 s
+    u8s8, decoder below 128 px FP32                         39.0 dB   1.62 s
+    u8s8, every Conv INT8 (onnxruntime's usual choice)      34.55 dB  1.41 s
+    u8u8 (uint8 weights: no vpmaddubsw saturation)          35.75 dB  2.32 s
+    u7s8 (7-bit activations, no saturation; commit b388b30) 31.1 dB
+    earlier sweep, every Conv INT8 (loaded machine, s/face relative to u8s8 only):
+    percentile calibration 34.9 dB; reduce_range (7-bit weights) 30.2 dB, 1.2x slower; per-tensor
+    weights 33.85 dB; QOperator 35.07 dB, 1.7x slower; s8s8 35.2 dB, 1.4x slower.
 
-All error comes from the StyleGAN decoder's modulated convs (keeping only the decoder FP32 gives
-50.8 dB; keeping the encoder, the SFT condition convs or the up-path FP32 instead changes < 0.3 dB),
-and the decoder carries most of the speed-up. u8s8 on AVX2 without VNNI multiplies with
-``vpmaddubsw``, whose int16 pair sums saturate; u8u8 widens to 16 bits first - slower, exact. u8u8 is
-the only setting with a margin over the 35 dB bar on every held-out face.
+Where the error comes from (``benchmarks/results/int8_sensitivity-*.txt``): keeping ONE group of
+layers FP32 at a time, the 4-32 px decoder layers (512 channels, 3% of the FLOPs) are worth +3.5 dB
+- their error is amplified by every layer above them - while the 64-512 px decoder groups give
++0.3 to +0.9 dB each and the U-Net parts < 0.3 dB. Saturation of AVX2's ``vpmaddubsw`` (no VNNI) is
+not the problem: 7-bit activations remove it and lose 3.5 dB of resolution. Calibrating on one face
+(+ its mirror) instead of two changes < 0.2 dB (38.0-38.5 dB on the held-out faces).
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError
 
-INT8_FORMAT = 1  # bump when the quantization code changes, so cached INT8 files are redone
+INT8_FORMAT = 2  # bump when the quantization code changes, so cached INT8 files are redone
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,11 +61,11 @@ class Int8Settings:
     per_channel: bool = True
     reduce_range: bool = False        # 7-bit weights (ORT's AVX2 advice): measured -4.5 dB, slower
     activation_type: Literal["uint8", "int8"] = "uint8"
-    activation_reduce_range: bool = False   # 7-bit Conv inputs (0..127): u8s8 without saturation
-    weight_type: Literal["int8", "uint8"] = "uint8"   # u8u8: no u8s8 saturation on AVX2 (see below)
+    weight_type: Literal["int8", "uint8"] = "int8"    # u8s8: onnxruntime's fast CPU kernels
     calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_faces: int = 8        # crops taken from the first restore() call
     exclude_patterns: tuple[str, ...] = ()   # Conv nodes whose name contains one of these stay FP32
+    fp32_decoder_below: int = 64      # StyleGAN2 decoder layers under this resolution stay FP32 (0: none)
 
     def __post_init__(self) -> None:
         if self.calibration_faces < 1:
@@ -70,6 +74,8 @@ class Int8Settings:
             raise ConfigError(f"unknown quantization format {self.quant_format!r}")
         if self.calibration not in ("minmax", "percentile", "entropy"):
             raise ConfigError(f"unknown calibration method {self.calibration!r}")
+        if self.fp32_decoder_below < 0:
+            raise ConfigError("fp32_decoder_below must be >= 0")
 
     def key(self) -> str:
         """Short stable hash of the settings (and :data:`INT8_FORMAT`) for cache file names."""
@@ -78,6 +84,22 @@ class Int8Settings:
 
 
 DEFAULT_SETTINGS = Int8Settings()
+
+
+def decoder_patterns(below: int) -> tuple[str, ...]:
+    """Node-name patterns of the StyleGAN2 decoder layers whose output is smaller than ``below``
+    pixels: ``style_conv1``/``to_rgb1`` at 4 px, then per resolution 2**(k+3) ``style_convs.{2k}``,
+    ``style_convs.{2k+1}`` and ``to_rgbs.{k}`` (the names :mod:`engines.export_onnx` gives them; the
+    trailing ``/`` keeps ``style_convs.1/`` from matching ``style_convs.10/``)."""
+    if below <= 4:
+        return ()
+    found = ["stylegan_decoder/style_conv1/", "stylegan_decoder/to_rgb1/"]
+    k, res = 0, 8
+    while res < below:
+        found += [f"stylegan_decoder/style_convs.{2 * k}/", f"stylegan_decoder/style_convs.{2 * k + 1}/",
+                  f"stylegan_decoder/to_rgbs.{k}/"]
+        k, res = k + 1, res * 2
+    return tuple(found)
 
 
 def calibration_crops(batch: np.ndarray, faces: int) -> tuple[np.ndarray, int]:
@@ -126,7 +148,8 @@ def quantize(fp32_onnx: Path, output: Path, crops: np.ndarray, settings: Int8Set
     from engines.precision import fp32_node_names
 
     proto = onnx.load(str(fp32_onnx), load_external_data=False)
-    keep = fp32_node_names(proto, extra_patterns=settings.exclude_patterns)
+    keep = fp32_node_names(proto, extra_patterns=settings.exclude_patterns
+                           + decoder_patterns(settings.fp32_decoder_below))
     convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
     del proto
     batches = [crops[i:i + batch] for i in range(0, len(crops), batch)]
@@ -159,58 +182,12 @@ def quantize(fp32_onnx: Path, output: Path, crops: np.ndarray, settings: Int8Set
                         # "clears" instead of folding them in -> "No data is collected")
                         calibrate_method=methods[settings.calibration],
                         calibration_cache_path=None if calibration_cache is None else str(calibration_cache))
-        if settings.activation_reduce_range:
-            narrow_activations(tmp)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
         for leftover in output.parent.glob(tmp.name + "*"):
             leftover.unlink(missing_ok=True)
     return output
-
-
-def narrow_activations(model_path: Path) -> int:
-    """Rescale every uint8 activation QuantizeLinear of a QDQ file to 7 bits (0..127) in place:
-    scale * 255/127, zero point * 127/255 - the same real range in half the steps. u8 x s8 pair sums
-    in AVX2's ``vpmaddubsw`` then stay below 2**15 (127 * 127 * 2 = 32258): no saturation without
-    VNNI. (onnxruntime's ``reduce_range`` narrows only weights; its TensorQuantOverrides refuse it
-    for activations.) Each Conv's int32 bias is requantized to the new input scale x weight scale,
-    which the fused QLinearConv assumes. Returns the number of rescaled activation tensors."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(model_path))
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    arr = lambda name: numpy_helper.to_array(inits[name])  # noqa: E731
-
-    def put(name: str, value: np.ndarray) -> None:
-        inits[name].CopyFrom(numpy_helper.from_array(value, name))
-
-    narrowed: set[str] = set()
-    for node in graph.node:
-        if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[1] in narrowed:
-            continue
-        scale, zero = node.input[1], node.input[2]
-        if scale not in inits or zero not in inits or inits[zero].data_type != onnx.TensorProto.UINT8:
-            continue
-        put(scale, (arr(scale).astype(np.float32) * np.float32(255.0 / 127.0)).astype(np.float32))
-        put(zero, np.round(arr(zero).astype(np.float64) * (127.0 / 255.0)).astype(np.uint8))
-        narrowed.add(scale)
-    producer = {out: n for n in graph.node for out in n.output}
-    for node in graph.node:
-        if node.op_type != "Conv" or len(node.input) < 3:
-            continue
-        x_dq, w_dq, b_dq = (producer.get(name) for name in node.input[:3])
-        if not (x_dq and w_dq and b_dq) or x_dq.input[1] not in narrowed or b_dq.op_type != "DequantizeLinear":
-            continue
-        q_name, s_name = b_dq.input[0], b_dq.input[1]
-        new_scale = (arr(x_dq.input[1]).astype(np.float64) * arr(w_dq.input[1]).astype(np.float64))
-        old = arr(q_name).astype(np.float64) * arr(s_name).astype(np.float64)
-        put(q_name, np.clip(np.round(old / new_scale), -2**31, 2**31 - 1).astype(np.int32))
-        put(s_name, new_scale.astype(np.float32))
-    onnx.save(model, str(model_path))
-    return len(narrowed)
 
 
 def ensure_int8(fp32_onnx: Path, first_batch: np.ndarray, settings: Int8Settings = DEFAULT_SETTINGS, *,

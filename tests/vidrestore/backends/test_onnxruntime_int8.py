@@ -10,8 +10,8 @@ import torch
 
 from engines.export_onnx import export_onnx
 from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint, small_gfpgan
-from vidrestore.backends.int8 import (DEFAULT_SETTINGS, Int8Settings, calibration_crops, int8_path,
-                                      read_sidecar)
+from vidrestore.backends.int8 import (DEFAULT_SETTINGS, Int8Settings, calibration_crops, decoder_patterns,
+                                      int8_path, quantize, read_sidecar)
 from vidrestore.backends.onnxruntime import OnnxRuntimeBackend, is_quantized
 from vidrestore.backends.select import BackendChoice, Capabilities, choose_backend, create_backend
 from vidrestore.errors import BackendUnavailable, ConfigError
@@ -67,12 +67,34 @@ def test_settings_key_is_stable_and_changes_with_every_field():
     keys = {DEFAULT_SETTINGS.key(), replace(DEFAULT_SETTINGS, reduce_range=not DEFAULT_SETTINGS.reduce_range).key(),
             replace(DEFAULT_SETTINGS, quant_format="qoperator").key(),
             replace(DEFAULT_SETTINGS, calibration_faces=3).key(),
-            replace(DEFAULT_SETTINGS, exclude_patterns=("toRGB",)).key()}
-    assert len(keys) == 5
+            replace(DEFAULT_SETTINGS, exclude_patterns=("toRGB",)).key(),
+            replace(DEFAULT_SETTINGS, fp32_decoder_below=32).key(),
+            replace(DEFAULT_SETTINGS, weight_type="uint8").key()}
+    assert len(keys) == 7
+    with pytest.raises(ConfigError):
+        Int8Settings(fp32_decoder_below=-1)
     with pytest.raises(ConfigError):
         Int8Settings(calibration_faces=0)
     with pytest.raises(dataclasses_frozen_error()):
         DEFAULT_SETTINGS.per_channel = False  # type: ignore[misc]
+
+
+def test_default_is_u8s8_with_the_low_resolution_decoder_in_fp32():
+    assert (DEFAULT_SETTINGS.activation_type, DEFAULT_SETTINGS.weight_type) == ("uint8", "int8")
+    assert DEFAULT_SETTINGS.fp32_decoder_below == 64
+
+
+def test_decoder_patterns_name_the_layers_below_a_resolution():
+    assert decoder_patterns(0) == decoder_patterns(4) == ()
+    assert decoder_patterns(8) == ("stylegan_decoder/style_conv1/", "stylegan_decoder/to_rgb1/")
+    below64 = decoder_patterns(64)
+    assert len(below64) == 2 + 3 * 3            # 4 px, then 8, 16, 32 px: two convs and a ToRGB each
+    assert "stylegan_decoder/style_convs.5/" in below64 and "stylegan_decoder/to_rgbs.2/" in below64
+    assert "stylegan_decoder/style_convs.6/" not in below64 and "stylegan_decoder/to_rgbs.3/" not in below64
+    # the trailing slash: style_convs.1 must not pull in style_convs.10 .. 13
+    name = "/model/stylegan_decoder/style_convs.10/modulated_conv/Conv"
+    assert not any(p in name for p in decoder_patterns(16))
+    assert any(p in name for p in decoder_patterns(512))
 
 
 def dataclasses_frozen_error():
@@ -136,6 +158,32 @@ def test_first_call_calibrates_caches_and_a_second_backend_reuses_it(small_fp32,
                                int8=replace(settings, reduce_range=True))
     other.restore(x[:1])
     assert other.calibrated_now and other.session_path != cached       # settings are part of the key
+
+
+def _int8_convs(path) -> set[str]:
+    """Names of the Conv nodes of a QDQ file whose weight comes from a DequantizeLinear."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: n for n in graph.node for out in n.output}
+    return {n.name for n in graph.node if n.op_type == "Conv" and n.input[1] in producer
+            and producer[n.input[1]].op_type == "DequantizeLinear"}
+
+
+def test_low_resolution_decoder_convs_stay_fp32_and_the_rest_is_int8(small_fp32, tmp_path, testdata):
+    import onnx
+
+    _, fp32_path = small_fp32
+    convs = {n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node
+             if n.op_type == "Conv"}
+    crops, _ = calibration_crops(face_batch(testdata, 64, 1).numpy(), 2)
+    quantized = _int8_convs(quantize(fp32_path, tmp_path / "d.onnx", crops, DEFAULT_SETTINGS))
+    low = {c for c in convs if any(p in c for p in decoder_patterns(64))}
+    assert len(low) == 11 and not low & quantized                      # 4..32 px: FP32
+    assert quantized == convs - low                                    # everything else: INT8
+    everything = _int8_convs(quantize(fp32_path, tmp_path / "a.onnx", crops,
+                                      replace(DEFAULT_SETTINGS, fp32_decoder_below=0)))
+    assert everything == convs
 
 
 def test_an_already_quantized_file_opens_directly(small_fp32, tmp_path, testdata):
@@ -206,4 +254,5 @@ def test_int8_at_512_keeps_35_db_on_real_faces_not_used_for_calibration(gfpgan_c
     int8.restore(first)
     assert int8.calibrated_now
     scores = {k: psnr512(int8.restore(v), ref[k]) for k, v in held.items()}
-    assert min(scores.values()) >= 35.0, scores
+    assert min(scores.values()) >= 35.0, scores                     # the issue's bar
+    assert min(scores.values()) >= 37.0, scores                     # measured 38.0: catch regressions

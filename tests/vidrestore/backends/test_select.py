@@ -128,3 +128,19 @@ def test_create_backend_for_an_onnxruntime_choice(tmp_path):
     assert (backend.name, backend.device, backend.precision, backend.max_batch) == ("onnxruntime", "cpu", "fp32", 2)
     assert backend.restore(torch.zeros(3, 3, 8, 8)).shape == (3, 3, 8, 8)
     assert ModelConfig().backend == "auto"   # the config's default goes through choose_backend
+
+
+def test_default_batch_is_one_face_on_the_cpu_and_eight_on_a_gpu(tmp_path):
+    from tests.support.small_gfpgan import small_checkpoint
+    from vidrestore.backends.factory import create_backend as from_config
+    from vidrestore.backends.factory import default_batch
+    from vidrestore.config import ModelConfig
+
+    assert (default_batch("cpu"), default_batch("cuda"), default_batch("cuda:1")) == (1, 8, 8)
+    weights = str(small_checkpoint(tmp_path / "w.pth"))
+    auto, _ = from_config(ModelConfig(weights=weights, backend="onnxruntime", device="cpu",
+                                      cache_dir=tmp_path / "c"))
+    assert auto.max_batch == 1
+    given, _ = from_config(ModelConfig(weights=weights, backend="onnxruntime", device="cpu", batch=3,
+                                       cache_dir=tmp_path / "c"))
+    assert given.max_batch == 3
