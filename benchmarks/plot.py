@@ -80,9 +80,15 @@ def _run_label(run: dict) -> str:
     return run["label"] + (f" [{' '.join(extra)}]" if extra else "")
 
 
+def latest_per_label(runs: list[dict]) -> list[dict]:
+    """One run per label: a later run replaces an earlier one, in the earlier one's place."""
+    return list({_run_label(r): r for r in runs}.values())
+
+
 def plot_pipeline(runs: list[dict], out: Path) -> Path | None:
-    """Stacked stage shares of the time per frame, and frames/s (log axis), one bar per run."""
-    runs = [r for r in runs if r.get("seconds") and r.get("frames")]
+    """Stacked stage shares of the time per frame, and frames/s (log axis), one bar per run label (a
+    later run replaces an earlier one of the same label: pass the newest file last)."""
+    runs = latest_per_label([r for r in runs if r.get("seconds") and r.get("frames")])
     if not runs:
         return None
     plt = _pyplot()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.plot import load_results, main, plot_all
+from benchmarks.plot import latest_per_label, load_results, main, plot_all
 from vidrestore.errors import InputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -53,6 +53,12 @@ def test_merges_sections_and_labels(results):
     assert [r["label"] for r in data["pipeline"]] == ["reference", "ours"]
     assert len(data["model"]) == 8
     assert len(data["scaling"]["faces"]) == 4 and data["scaling"]["resolution"][0]["label"] == "ours"
+
+
+def test_a_later_run_of_the_same_label_replaces_the_earlier_one():
+    runs = [{"label": "ref", "fps": 1.0}, {"label": "ours", "backend": "onnxruntime", "fps": 2.0},
+            {"label": "ours", "backend": "onnxruntime", "fps": 3.0}, {"label": "ours", "backend": "torch", "fps": 4.0}]
+    assert [r["fps"] for r in latest_per_label(runs)] == [1.0, 3.0, 4.0]
 
 
 def test_missing_sections_are_skipped(tmp_path):
