@@ -81,7 +81,10 @@ class TorchRetinaFaceDetector:
             a = np.asarray(frame)
             if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
                 raise ValueError(f"detector expects (H, W, 3) uint8 RGB frames, got {a.shape} {a.dtype}")
-            t = torch.from_numpy(np.ascontiguousarray(a))
+            a = np.ascontiguousarray(a)
+            # read-only frames (decoded planes, np.broadcast_to ...) are copied: torch.from_numpy
+            # warns about them, and the tensor is only read on its way to the device anyway
+            t = torch.from_numpy(a if a.flags.writeable else a.copy())
         if t.dim() != 3 or t.shape[2] != 3 or t.dtype != torch.uint8:
             raise ValueError(f"detector expects (H, W, 3) uint8 RGB frames, got {tuple(t.shape)} {t.dtype}")
         return t.to(self.device, non_blocking=True)
