@@ -63,8 +63,11 @@ if compgen -G ".whl/*.whl" > /dev/null; then
     if [[ $DRY == 1 ]]; then
         echo "[gpu_check] dry run: would install $(ls .whl/*.whl | tr '\n' ' ')" | tee -a "$SETUP_LOG"
     else
-        run_step wheels 90 360 "$SETUP_LOG" "$PY" -m pip install -q --no-index --no-deps --no-compile \
-            --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+        # one wheel per pip call: a wheel this Python cannot take must not block the others
+        for whl in .whl/*.whl; do
+            run_step "wheel:$(basename "$whl" | cut -d- -f1)" 60 360 "$SETUP_LOG" "$PY" -m pip install -q \
+                --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$whl"
+        done
         export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi
 fi
