@@ -13,7 +13,9 @@
   matrix the CPU reader would use (BT.709 for HD or tagged streams, BT.601 below). Only what that
   conversion reproduces is decoded here: 8-bit 4:2:0 limited range, BT.601/709, even sizes.
   Everything else (10-bit, 4:4:4, full range, BT.2020, other codecs) is decoded by
-  :func:`open_reader`'s fallback, the CPU reader, with a counted warning.
+  :func:`open_reader`'s fallback, the CPU reader, with a counted warning - as is a stream whose
+  first frame NVDEC does not produce (:meth:`NvdecReader.prime`: it rejects the first 16 packets,
+  or the stream ends without a frame), so a GPU that lacks a codec never fails a run.
 
 :func:`open_reader` is the one entry point for the pipeline::
 
@@ -43,6 +45,9 @@ INSTALL_ADVICE = "PyNvVideoCodec not installed: pip install PyNvVideoCodec"
 # AV1 needs Ampere or later).
 NVDEC_CODECS = {"h264": "H264", "hevc": "HEVC", "vp8": "VP8", "vp9": "VP9", "av1": "AV1",
                 "mpeg1video": "MPEG1", "mpeg2video": "MPEG2", "mpeg4": "MPEG4"}
+# packets NVDEC may reject before its first frame before the stream counts as one it cannot take
+# (open_reader then decodes on the CPU); later rejections are corrupt packets like on the CPU
+REJECTED_BEFORE_FIRST_FRAME = 16
 ANNEXB_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
 _ANNEXB_START = (b"\x00\x00\x00\x01", b"\x00\x00\x01")
 
@@ -151,6 +156,8 @@ class NvdecReader:
         self._decoder = _decoder_factory(self.info.codec, self.device.index)
         self._to_rgb = _rgb_converter(self.device)
         self._iterated = False
+        self._frames_gen: Iterator[Frame] | None = None
+        self._first: Frame | None = None
 
     def __enter__(self) -> NvdecReader:
         return self
@@ -163,11 +170,24 @@ class NvdecReader:
             self._container.close()
             self._container = None
 
+    def prime(self) -> None:
+        """Decode up to the first frame now, so that a stream NVDEC cannot take fails here with
+        BackendUnavailable (:func:`open_reader` then falls back to the CPU) instead of mid-run."""
+        if self._frames_gen is None:
+            self._frames_gen = self._frames()
+            self._first = next(self._frames_gen, None)
+
     def __iter__(self) -> Iterator[Frame]:
         if self._iterated:
             raise RuntimeError("NvdecReader can be iterated only once")
         self._iterated = True
-        return self._frames()
+        return self._frames() if self._frames_gen is None else self._resume()
+
+    def _resume(self) -> Iterator[Frame]:
+        if self._first is not None:
+            yield self._first
+            self._first = None
+        yield from self._frames_gen
 
     def _packets(self) -> Iterator[tuple[bytes, int | None]]:
         """Annex B access units with their pts, in decode order."""
@@ -210,6 +230,10 @@ class NvdecReader:
                     out = self._decoder.decode(data, pts or 0)
                 except Exception as err:  # noqa: BLE001 - a rejected packet: count and go on
                     self.stats.corrupt_packets += 1
+                    if counter == 0 and self.stats.corrupt_packets >= REJECTED_BEFORE_FIRST_FRAME:
+                        raise BackendUnavailable(f"NVDEC rejected the first {self.stats.corrupt_packets} "
+                                                 f"packets ({' '.join(str(err).split())[:100]})",
+                                                 path=self.path) from err
                     self.stats.warn("corrupt packets skipped")
                     if self.stats.corrupt_packets > self.config.max_corrupt_packets:
                         raise InputError(f"more than {self.config.max_corrupt_packets} corrupt packets, "
@@ -219,19 +243,26 @@ class NvdecReader:
                     yield convert(nv12)
             for nv12 in self._decoder.decode(None, 0):
                 yield convert(nv12)
-        if counter == 0:
-            raise InputError("NVDEC decoded zero frames", path=self.path)
+        if counter == 0:   # the CPU reader, which open_reader falls back to, says what is wrong
+            raise BackendUnavailable("NVDEC decoded no frame", path=self.path)
 
 
-def open_reader(path: str | Path, *, config: DecodeConfig = DecodeConfig(), device: str = "cpu"
-                ) -> NvdecReader | VideoReader:
-    """The reader for ``device``: NvdecReader on CUDA when PyNvVideoCodec is installed and the stream
-    is one it reproduces, else the CPU VideoReader (counting the reason as a warning when NVDEC was
-    installed but could not take this stream)."""
-    if not str(device).startswith("cuda"):
+def open_reader(path: str | Path, *, config: DecodeConfig = DecodeConfig(), device: str = "cpu",
+                _decoder_factory: Any = None) -> NvdecReader | VideoReader:
+    """The reader for ``device``: NvdecReader on CUDA when PyNvVideoCodec is installed, the stream is
+    one it reproduces and NVDEC decodes its first frame, else the CPU VideoReader (counting the reason
+    as a warning when NVDEC was installed but could not take this stream). ``_decoder_factory``: see
+    :class:`NvdecReader` (tests)."""
+    if not str(device).startswith("cuda") and _decoder_factory is None:
         return VideoReader(path, config=config)
     try:
-        return NvdecReader(path, config=config, device=device)
+        reader = NvdecReader(path, config=config, device=device, _decoder_factory=_decoder_factory)
+        try:
+            reader.prime()
+        except BaseException:
+            reader.close()
+            raise
+        return reader
     except InputError:
         raise
     except BackendUnavailable as err:

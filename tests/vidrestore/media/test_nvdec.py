@@ -137,6 +137,48 @@ def test_reader_logic_with_a_cpu_stand_in_decoder(testdata, rel):
     assert r.stats.frames == len(expected)
 
 
+class _RejectingDecoder:
+    """A decoder that takes no packet (a GPU without this codec, or a driver failure)."""
+
+    def __init__(self, codec: str, index) -> None:
+        self.calls = 0
+
+    def decode(self, data, pts):
+        self.calls += 1
+        raise RuntimeError("CUVID_ERROR: codec not supported")
+
+
+def test_a_stream_nvdec_rejects_falls_back_to_the_cpu_before_the_run_starts(testdata):
+    rel = "edge/rotate90_portrait_face.mp4"
+    decoders = []
+
+    def rejecting(codec, index):
+        decoders.append(_RejectingDecoder(codec, index))
+        return decoders[-1]
+
+    with NvdecReader(testdata / rel, device="cpu", _decoder_factory=rejecting) as r:
+        with pytest.raises(BackendUnavailable, match="NVDEC rejected the first 16 packets.*not supported"):
+            r.prime()
+    assert decoders[0].calls == 16                                 # gave up early, not after 1000
+    reader = open_reader(testdata / rel, device="cpu", _decoder_factory=rejecting)
+    with reader, VideoReader(testdata / rel) as ref:
+        assert isinstance(reader, VideoReader)
+        assert any("NVDEC rejected" in w for w in reader.stats.warnings)
+        assert sum(1 for _ in reader) == sum(1 for _ in ref) > 0  # the whole clip, decoded on the CPU
+
+
+def test_a_primed_reader_yields_every_frame_once(testdata):
+    rel = "edge/vfr_gap_face.mp4"
+    with VideoReader(testdata / rel) as ref:
+        expected = [f.pts for f in ref]
+    reader = open_reader(testdata / rel, device="cpu", _decoder_factory=_PyAVNv12Decoder)
+    with reader:
+        assert isinstance(reader, NvdecReader)                     # primed: its first frame came out
+        assert [f.pts for f in reader] == expected
+        with pytest.raises(RuntimeError, match="only once"):
+            iter(reader)
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
