@@ -9,9 +9,7 @@ thread), so decoding and encoding overlap the network and memory does not grow w
 from __future__ import annotations
 
 import queue
-import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +26,7 @@ from .faces.ops import CpuImageOps, ImageOps
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
+from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
 
 
@@ -58,29 +57,6 @@ class _Work:
     detected: int = 0                 # faces found (before the min-face filter)
 
 
-class _Clock:
-    """Busy seconds per stage; each stage is timed only while it works, not while it waits."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    def add(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[stage] += seconds
-
-    def timed(self, stage: str):
-        clock = self
-
-        class _T:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                clock.add(stage, time.perf_counter() - self.t0)
-        return _T()
-
-
 class _Analyser:
     """detect -> track -> smooth -> align, frame by frame in order, with bounded buffering.
 
@@ -89,7 +65,7 @@ class _Analyser:
     """
 
     def __init__(self, config: RestoreConfig, detector: FaceDetector, ops: ImageOps,
-                 clock: _Clock) -> None:
+                 clock: StageClock) -> None:
         self.config = config
         self.detector = detector
         self.ops = ops
@@ -151,7 +127,7 @@ class _Analyser:
 
 
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
-                   clock: _Clock) -> list[_Work]:
+                   clock: StageClock) -> list[_Work]:
     """Restore the faces of several frames in one backend call."""
     with_faces = [w for w in items if w.crops is not None]
     if not with_faces:
@@ -172,7 +148,7 @@ def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
     return out
 
 
-def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: _Clock) -> Frame:
+def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock) -> Frame:
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
@@ -183,89 +159,25 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: _Clock) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# threads and queues
-
-_END = object()
-
-
-class _Cancelled(Exception):
-    """Raised in a stage when another stage stopped the run without an error of its own."""
-
-
-class _Control:
-    """Shared stop flag and the first error of any stage."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-
-    def fail(self, exc: BaseException) -> None:
-        with self._lock:
-            if self.error is None and not isinstance(exc, _Cancelled):
-                self.error = exc
-        self.stop.set()
-
-    def raise_if_failed(self) -> None:
-        if self.error is not None:
-            raise self.error
-        if self.stop.is_set():
-            raise _Cancelled()
-
-
-def _put(q: queue.Queue, item, ctl: _Control) -> None:
-    while True:
-        if ctl.stop.is_set():
-            ctl.raise_if_failed()
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue, ctl: _Control, *, block: bool = True):
-    """Next item; None when not blocking and nothing is ready; raises once the run has failed."""
-    while True:
-        try:
-            return q.get(timeout=0.1) if block else q.get_nowait()
-        except queue.Empty:
-            if ctl.stop.is_set():
-                ctl.raise_if_failed()
-            if not block:
-                return None
-
-
-def _worker(fn: Callable[[], None], ctl: _Control) -> threading.Thread:
-    def run() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # recorded; the consumer re-raises it
-            ctl.fail(exc)
-    t = threading.Thread(target=run, daemon=True, name=getattr(fn, "__name__", "stage"))
-    t.start()
-    return t
-
-
 def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, ops: ImageOps,
-                  batch: int, clock: _Clock, ctl: _Control) -> None:
+                  batch: int, clock: StageClock, ctl: RunControl) -> None:
     """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
     analyser has nothing more right now."""
     pending: list[_Work] = []
     faces = 0
     done = False
     while not done:
-        item = _get(q_in, ctl, block=not (pending and faces > 0))
-        if item is _END:
+        item = get(q_in, ctl, block=not (pending and faces > 0))
+        if item is END:
             done = True
         elif item is not None:
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
         if done or item is None or faces >= batch or (faces == 0 and pending):
             for w in _restore_batch(pending, backend, ops, clock):
-                _put(q_out, w, ctl)
+                put(q_out, w, ctl)
             pending, faces = [], 0
-    _put(q_out, _END, ctl)
+    put(q_out, END, ctl)
 
 
 def restore_video(input: str | Path, output: str | Path, config: RestoreConfig = RestoreConfig(),
@@ -298,11 +210,11 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             reader.close()
             reader = open_reader(input, config=config.decode, device=backend.device)
         info = reader.info
-        clock = _Clock()
+        clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
         analyser = _Analyser(config, detector, ops, clock)
-        ctl = _Control()
+        ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
         q_done: queue.Queue = queue.Queue(config.queue_size)
@@ -316,28 +228,28 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                         frame = replace(frame, rgb=ops.upload(frame.rgb))
                 if frame is None:
                     break
-                _put(q_frames, frame, ctl)
-            _put(q_frames, _END, ctl)
+                put(q_frames, frame, ctl)
+            put(q_frames, END, ctl)
 
         def analyse() -> None:
-            while (frame := _get(q_frames, ctl)) is not _END:
+            while (frame := get(q_frames, ctl)) is not END:
                 for w in analyser.push(frame):
-                    _put(q_work, w, ctl)
+                    put(q_work, w, ctl)
             for w in analyser.flush():
-                _put(q_work, w, ctl)
-            _put(q_work, _END, ctl)
+                put(q_work, w, ctl)
+            put(q_work, END, ctl)
 
         def restore() -> None:
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
 
-        threads = [_worker(decode, ctl), _worker(analyse, ctl), _worker(restore, ctl)]
+        threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         faces_per_frame: list[int] = []
         detected = 0
         written = 0
         try:
             with VideoWriter(output, info=info, source=input, config=config.encode,
                              overwrite=config.overwrite) as writer:
-                while (work := _get(q_done, ctl)) is not _END:
+                while (work := get(q_done, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
                         writer.write(replace(frame, rgb=ops.to_host(frame.rgb)))
@@ -423,7 +335,7 @@ class Restorer:
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
         self.detector = detector or _detector_for(self.ops, config)
-        self.clock = _Clock()
+        self.clock = StageClock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
