@@ -69,10 +69,22 @@ def load_results(paths: list[str | os.PathLike[str]]) -> dict:
         for run in [pipeline] if isinstance(pipeline, dict) else pipeline:
             merged["pipeline"].append({"label": path.stem, **run})
         merged["model"] += [dict(r) for r in data.get("model") or []]
+        if data.get("benchmark") == "model_throughput":       # benchmarks/model_throughput.py's rows
+            merged["model"] += [model_row(r, data) for r in data.get("results") or []]
         scaling = data.get("scaling") or {}
         for key in ("faces", "resolution"):
             merged["scaling"][key] += [{"label": path.stem, **r} for r in scaling.get(key) or []]
     return merged
+
+
+def model_row(result: dict, data: dict) -> dict:
+    """A row of model_throughput's ``results`` in the ``model`` schema (backend, precision, device,
+    batch, faces_per_s); the precision is the file's dtype unless the backend name carries one."""
+    backend = str(result.get("backend", "model"))
+    dtype = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(data.get("dtype")), "")
+    named = next((p for p in ("int8", "fp16", "fp32", "bf16") if p in backend), None)
+    return {"backend": backend, "precision": named or dtype, "device": data.get("device", ""),
+            "batch": result.get("batch"), "faces_per_s": result.get("faces_per_s")}
 
 
 def _run_label(run: dict) -> str:
@@ -135,13 +147,14 @@ def plot_model(rows: list[dict], out: Path) -> Path | None:
     if not rows:
         return None
     plt = _pyplot()
-    series: dict[str, list[tuple[int, float]]] = {}
-    for r in rows:
-        key = " ".join(str(r[k]) for k in ("backend", "precision", "device") if r.get(k))
-        series.setdefault(key or "model", []).append((int(r["batch"]), float(r["faces_per_s"])))
+    series: dict[str, dict[int, float]] = {}
+    for r in rows:                          # a later row of the same series and batch replaces one
+        backend = str(r.get("backend", ""))
+        key = " ".join([backend] + [str(r[k]) for k in ("precision", "device") if r.get(k) and str(r[k]) not in backend])
+        series.setdefault(key.strip() or "model", {})[int(r["batch"])] = float(r["faces_per_s"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, pts in sorted(series.items()):
-        pts.sort()
+    for key, by_batch in sorted(series.items()):
+        pts = sorted(by_batch.items())
         ax.plot([b for b, _ in pts], [f for _, f in pts], marker="o", label=key)
     batches = sorted({int(r["batch"]) for r in rows})
     ax.set_xscale("log", base=2)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.plot import latest_per_label, load_results, main, plot_all
+from benchmarks.plot import latest_per_label, load_results, main, model_row, plot_all
 from vidrestore.errors import InputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,6 +59,18 @@ def test_a_later_run_of_the_same_label_replaces_the_earlier_one():
     runs = [{"label": "ref", "fps": 1.0}, {"label": "ours", "backend": "onnxruntime", "fps": 2.0},
             {"label": "ours", "backend": "onnxruntime", "fps": 3.0}, {"label": "ours", "backend": "torch", "fps": 4.0}]
     assert [r["fps"] for r in latest_per_label(runs)] == [1.0, 3.0, 4.0]
+
+
+def test_model_throughput_results_become_model_rows(tmp_path):
+    mt = {"benchmark": "model_throughput", "dtype": "float32", "device": "cpu",
+          "results": [{"backend": "authors-torch", "batch": 1, "faces_per_s": 0.21, "times_s": [4.7]},
+                      {"backend": "ort-int8", "batch": 4, "faces_per_s": 0.5}]}
+    rows = load_results([_write(tmp_path / "mt.json", mt)])["model"]
+    assert rows == [{"backend": "authors-torch", "precision": "fp32", "device": "cpu", "batch": 1, "faces_per_s": 0.21},
+                    {"backend": "ort-int8", "precision": "int8", "device": "cpu", "batch": 4, "faces_per_s": 0.5}]
+    assert model_row({"backend": "x"}, {})["precision"] == ""
+    written = plot_all([_write(tmp_path / "mt.json", mt)], tmp_path / "p")
+    assert [p.name for p in written] == ["model_throughput.png"] and _is_png(written[0])
 
 
 def test_missing_sections_are_skipped(tmp_path):
