@@ -208,7 +208,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         if backend.device != "cpu":
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
-            reader = open_reader(input, config=config.decode, device=backend.device)
+            reader = open_reader(input, config=config.decode, device=backend.device,
+                                 kernels=config.model.kernels)
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)

@@ -81,8 +81,17 @@ def _nvc() -> Any:
     return nvc
 
 
-def _rgb_converter(device: Any) -> Any:
-    """nv12_to_rgb of the CuPy kernels when they load, else the torch reference (lazy engines import)."""
+def _rgb_converter(device: Any, kernels: str = "auto") -> Any:
+    """NV12 -> RGB: the CuPy kernel (``kernels`` "auto" when it loads, "cupy"), else the torch
+    reference ("torch", or "auto" without CuPy). Lazy engines import."""
+    if kernels not in ("auto", "cupy", "torch"):
+        raise ValueError(f"kernels must be auto, cupy or torch, not {kernels!r}")
+    if kernels == "torch":
+        from engines.kernels_reference import nv12_to_rgb
+        return nv12_to_rgb
+    if kernels == "cupy":           # asked for: its failure is the caller's (open_reader falls back)
+        from engines.kernels import WarpKernels
+        return WarpKernels(device).nv12_to_rgb
     try:
         from engines.kernels import WarpKernels
         return WarpKernels(device).nv12_to_rgb
@@ -126,8 +135,9 @@ class NvdecReader:
     """NVDEC decoding into CUDA tensors; the VideoReader interface (see the module docstring)."""
 
     def __init__(self, path: str | Path, *, config: DecodeConfig = DecodeConfig(),
-                 device: str = "cuda", _decoder_factory: Any = None) -> None:
-        """``_decoder_factory(codec, device_index)`` replaces PyNvVideoCodec (tests drive the
+                 device: str = "cuda", kernels: str = "auto", _decoder_factory: Any = None) -> None:
+        """``kernels``: the NV12 -> RGB conversion, as ``--kernels`` (auto, cupy, torch).
+        ``_decoder_factory(codec, device_index)`` replaces PyNvVideoCodec (tests drive the
         demux/convert logic on the CPU with a decoder of the same interface)."""
         import torch
 
@@ -154,7 +164,7 @@ class NvdecReader:
         bsf_name = ANNEXB_FILTERS.get(self.info.codec)
         self._bsf = av.bitstream.BitStreamFilterContext(bsf_name, self._stream) if bsf_name else None
         self._decoder = _decoder_factory(self.info.codec, self.device.index)
-        self._to_rgb = _rgb_converter(self.device)
+        self._to_rgb = _rgb_converter(self.device, kernels)
         self._iterated = False
         self._frames_gen: Iterator[Frame] | None = None
         self._first: Frame | None = None
@@ -248,7 +258,7 @@ class NvdecReader:
 
 
 def open_reader(path: str | Path, *, config: DecodeConfig = DecodeConfig(), device: str = "cpu",
-                _decoder_factory: Any = None) -> NvdecReader | VideoReader:
+                kernels: str = "auto", _decoder_factory: Any = None) -> NvdecReader | VideoReader:
     """The reader for ``device``: NvdecReader on CUDA when PyNvVideoCodec is installed, the stream is
     one it reproduces and NVDEC decodes its first frame, else the CPU VideoReader (counting the reason
     as a warning when NVDEC was installed but could not take this stream). ``_decoder_factory``: see
@@ -256,7 +266,8 @@ def open_reader(path: str | Path, *, config: DecodeConfig = DecodeConfig(), devi
     if not str(device).startswith("cuda") and _decoder_factory is None:
         return VideoReader(path, config=config)
     try:
-        reader = NvdecReader(path, config=config, device=device, _decoder_factory=_decoder_factory)
+        reader = NvdecReader(path, config=config, device=device, kernels=kernels,
+                             _decoder_factory=_decoder_factory)
         try:
             reader.prime()
         except BaseException:

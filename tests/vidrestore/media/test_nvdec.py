@@ -179,6 +179,18 @@ def test_a_primed_reader_yields_every_frame_once(testdata):
             iter(reader)
 
 
+def test_kernels_choice_picks_the_nv12_conversion(testdata):
+    from engines import kernels_reference
+    from vidrestore.media.nvdec import _rgb_converter
+
+    assert _rgb_converter("cpu", "torch") is kernels_reference.nv12_to_rgb
+    with pytest.raises(ValueError, match="kernels"):
+        _rgb_converter("cpu", "cuda")
+    with NvdecReader(testdata / "edge/vfr_gap_face.mp4", device="cpu", kernels="torch",
+                     _decoder_factory=_PyAVNv12Decoder) as r:
+        assert r._to_rgb is kernels_reference.nv12_to_rgb
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
