@@ -14,6 +14,8 @@ from torch.nn import functional as F
 
 from vidrestore.errors import CheckpointError
 
+from .pretrained import load_torch
+
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
@@ -93,12 +95,7 @@ def load_arcface(path: str | Path | None, *, device: torch.device | str = "cpu",
     Accepts a plain state dict or one under ``params``/``state_dict``; strips a ``module.`` prefix."""
     net = ResNetArcFace(width=width if path is None else 1.0)
     if path is not None:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError("ArcFace weights not found", path=path) from None
-        except Exception as exc:  # noqa: BLE001 - anything unreadable is a checkpoint problem
-            raise CheckpointError(f"cannot read ArcFace weights: {exc}", path=path) from None
+        state = load_torch(path, what="ArcFace weights")
         for key in ("params", "state_dict"):
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]

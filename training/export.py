@@ -13,10 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from vidrestore.errors import CheckpointError
+
+from .pretrained import load_torch
 
 
 def export_generator(model_or_state: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
@@ -28,12 +29,7 @@ def export_generator(model_or_state: nn.Module | Mapping[str, Tensor], path: str
 def export_checkpoint(state_path: str | Path, out_path: str | Path, *, ema: bool = True) -> Path:
     """Training-state checkpoint (loop.Trainer.save_checkpoint) -> release-format generator file."""
     state_path = Path(state_path)
-    try:
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise CheckpointError("training checkpoint not found", path=state_path) from None
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"cannot read training checkpoint: {str(exc)[:200]}", path=state_path) from None
+    st = load_torch(state_path, what="training checkpoint", weights_only=False)
     key = "g_ema" if ema else "g"
     if not isinstance(st, dict) or key not in st:
         raise CheckpointError(f"not a training-state checkpoint (no {key!r})", path=state_path)

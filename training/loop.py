@@ -31,7 +31,7 @@ from .dataset import DrawSampler, FaceDataset, ValidationSet
 from .discriminators import FacialComponentDiscriminator, StyleGAN2Discriminator
 from .logs import RunLog, save_grid
 from .metrics import psnr, ssim, to_uint8_image
-from .pretrained import load_generator, load_stylegan_decoder
+from .pretrained import load_generator, load_stylegan_decoder, load_torch
 
 PARTS = ("left_eye", "right_eye", "mouth")
 CHECKPOINT_VERSION = 1
@@ -372,12 +372,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything saved by :meth:`save_checkpoint`. Loads a pickle: only your own files."""
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError("training checkpoint not found", path=path)
-        try:
-            st = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"cannot read training checkpoint: {str(exc)[:200]}", path=path) from None
+        st = load_torch(path, what="training checkpoint", weights_only=False)
         if not isinstance(st, dict) or st.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError("not a training-state checkpoint of this version", path=path)
         if st["batch_size"] != self.cfg.data.batch_size:

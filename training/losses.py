@@ -14,6 +14,8 @@ from torch.nn import functional as F
 
 from vidrestore.errors import CheckpointError
 
+from .pretrained import load_torch
+
 # ---------------------------------------------------------------------------------------------
 # reconstruction
 
@@ -177,12 +179,7 @@ class Perceptual(nn.Module):
 
 
 def _load_vgg(features: nn.Sequential, path: str | Path) -> None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError("VGG-19 weights not found", path=path) from None
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"cannot read VGG-19 weights: {exc}", path=path) from None
+    state = load_torch(path, what="VGG-19 weights")
     sub = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     try:
         features.load_state_dict(sub, strict=True)

@@ -20,15 +20,22 @@ from torch import Tensor, nn
 from vidrestore.errors import CheckpointError
 
 
+def load_torch(path: str | Path, *, what: str, weights_only: bool = True) -> object:
+    """``torch.load`` of ``path`` onto the CPU; a missing or unreadable file is a CheckpointError
+    naming ``what`` (e.g. "ArcFace weights"). ``weights_only=False`` unpickles: own files only."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found", path=path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # noqa: BLE001 - every unreadable file is a checkpoint problem
+        raise CheckpointError(f"cannot read {what}: {str(exc)[:200]}", path=path) from None
+
+
 def read_state(path: str | Path, keys: tuple[str, ...] = ("params_ema", "params")) -> dict[str, Tensor]:
     """The first of ``keys`` present in a torch checkpoint (or the file itself if it is a flat state dict)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("checkpoint not found", path=path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every unreadable file is a checkpoint problem
-        raise CheckpointError(f"cannot read checkpoint: {str(exc)[:200]}", path=path) from None
+    obj = load_torch(path, what="checkpoint")
     if not isinstance(obj, Mapping):
         raise CheckpointError("not a state-dict checkpoint", path=path)
     for k in keys:
