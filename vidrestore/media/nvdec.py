@@ -191,9 +191,10 @@ class NvdecReader:
         if self._iterated:
             raise RuntimeError("NvdecReader can be iterated only once")
         self._iterated = True
-        return self._frames() if self._frames_gen is None else self._resume()
+        return self._resume()
 
     def _resume(self) -> Iterator[Frame]:
+        self.prime()                         # a no-op when open_reader already primed the reader
         if self._first is not None:
             yield self._first
             self._first = None
