@@ -68,11 +68,13 @@ class OnnxRuntimeBackend:
 
     def __init__(self, onnx_path: str | os.PathLike[str], *, device: str = "cpu", precision: str = "fp32",
                  max_batch: int = 8, threads: int = 0, int8: Int8Settings | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None, calibration_source: str = "") -> None:
+                 cache_dir: str | os.PathLike[str] | None = None, calibration_source: str = "",
+                 graph_cache: bool = True) -> None:
         """``int8``/``cache_dir``/``calibration_source`` apply to ``precision="int8"`` only: the
         quantization settings (default :data:`~vidrestore.backends.int8.DEFAULT_SETTINGS`), the folder
         of the cached INT8 file (default: beside the FP32 file) and a note for its sidecar (e.g. the
-        input video's name)."""
+        input video's name). ``graph_cache``: on the CPU, keep ONNX Runtime's optimised graph beside
+        the model and reuse it (see :mod:`vidrestore.backends.ort_graph`)."""
         if precision not in ("fp32", "fp16", "int8"):
             raise ConfigError(f"onnxruntime backend supports fp32 and fp16 (and int8 on the CPU), "
                               f"not {precision!r}")
@@ -106,14 +108,26 @@ class OnnxRuntimeBackend:
         self.first_call_s: float | None = None   # int8: seconds of the calibrating/loading first call
         self.session = None
         self.providers: tuple[str, ...] = ("CPUExecutionProvider",)
+        self.graph_cache = graph_cache
+        self.graph_cache_use = None        # ort_graph.GraphCacheUse of the open session (CPU)
+        self.session_build_s: float | None = None
         if precision != "int8" or is_quantized(self.onnx_path):
             self._open(self.onnx_path)
 
     def _open(self, path: Path) -> None:
         ort = _import_ort()
-        self.session = ort.InferenceSession(str(path), sess_options=session_options(
-            threads=self.threads, device="cpu" if self.device == "cpu" else "cuda"),
-            providers=self._providers_wanted)
+        t0 = time.perf_counter()
+
+        def options():
+            return session_options(threads=self.threads, device="cpu" if self.device == "cpu" else "cuda")
+        if self.device == "cpu" and self.graph_cache:   # the optimised graph, cached beside the model
+            from .ort_graph import open_cached
+            self.session, self.graph_cache_use = open_cached(path, options, self._providers_wanted,
+                                                             log=_LOG.info)
+        else:
+            self.session = ort.InferenceSession(str(path), sess_options=options(),
+                                                providers=self._providers_wanted)
+        self.session_build_s = time.perf_counter() - t0
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
@@ -137,14 +151,14 @@ class OnnxRuntimeBackend:
     def from_weights(cls, weights_path: str | os.PathLike[str], *, device: str = "cpu",
                      precision: str = "fp32", max_batch: int = 8, threads: int = 0,
                      cache_dir: str | os.PathLike[str] | None = None, int8: Int8Settings | None = None,
-                     calibration_source: str = "") -> OnnxRuntimeBackend:
+                     calibration_source: str = "", graph_cache: bool = True) -> OnnxRuntimeBackend:
         """Export the checkpoint once into the cache (see :func:`ensure_onnx`) and open it (int8: the
         INT8 copy is calibrated on the first ``restore`` call and cached beside the FP32 export)."""
         if precision == "int8" and device != "cpu":
             raise ConfigError(f"onnxruntime int8 runs on the CPU only, not {device!r}")
         onnx_path = ensure_onnx(weights_path, fp16=precision == "fp16", cache_dir=cache_dir)
         return cls(onnx_path, device=device, precision=precision, max_batch=max_batch, threads=threads,
-                   int8=int8, calibration_source=calibration_source)
+                   int8=int8, calibration_source=calibration_source, graph_cache=graph_cache)
 
     def restore(self, batch: torch.Tensor) -> torch.Tensor:
         if batch.ndim != 4 or batch.shape[1] != 3:
