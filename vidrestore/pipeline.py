@@ -189,9 +189,11 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``).
+    built RestoreBackend (both override ``config.model``). Otherwise the backend is chosen at once
+    (option errors are raised before any thread starts) and built in the restore thread, so decode,
+    detection, tracking and alignment run while weights load, the ONNX export and the session build.
     """
-    from .backends.factory import create_backend
+    from .backends.factory import plan_backend
     from .media.decode import VideoReader
     from .media.encode import VideoWriter, check_output_path
     from .media.nvdec import open_reader
@@ -201,18 +203,18 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     t_start = time.perf_counter()
     reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
     try:
-        if backend is None:
-            backend, backend_reason = create_backend(config.model, restorer=restorer)
-        if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
-            backend.calibration_source = f"first faces of {input.name}"
-        if backend.device != "cpu":
+        plan = None if backend is not None else plan_backend(config.model, restorer=restorer)
+        if plan is not None:
+            backend_reason = plan.reason
+        device = backend.device if plan is None else plan.device
+        if device != "cpu":
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
-            reader = open_reader(input, config=config.decode, device=backend.device,
+            reader = open_reader(input, config=config.decode, device=device,
                                  kernels=config.model.kernels)
         info = reader.info
         clock = StageClock()
-        ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
+        ops = image_ops or _image_ops_for(device, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = RunControl()
@@ -241,6 +243,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             put(q_work, END, ctl)
 
         def restore() -> None:
+            nonlocal backend
+            if plan is not None:   # built here: the other stages are already running
+                with clock.timed("backend build"):
+                    backend = plan.build()
+            if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
+                backend.calibration_source = f"first faces of {input.name}"
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
@@ -288,13 +296,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
 
 
-def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
-                   owns_frames: bool = False) -> ImageOps:
-    """Image work runs where the network runs: frames go to the GPU once and stay there.
+def _image_ops_for(device: str, config: RestoreConfig, *, owns_frames: bool = False) -> ImageOps:
+    """Image work runs where the network runs (``device``): frames go to the GPU once and stay there.
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
-    if backend.device.startswith("cuda"):
+    if device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
+        return GpuImageOps(device=device, kernels=config.model.kernels)
     return CpuImageOps(paste_inplace=owns_frames)
 
 
@@ -334,7 +341,7 @@ class Restorer:
         else:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
-        self.ops = _image_ops_for(backend, config)
+        self.ops = _image_ops_for(backend.device, config)
         self.detector = detector or _detector_for(self.ops, config)
         self.clock = StageClock()
 

@@ -1,6 +1,12 @@
-"""Turns a ModelConfig into a ready RestoreBackend plus the sentence that explains the choice."""
+"""Turns a ModelConfig into a ready RestoreBackend plus the sentence that explains the choice.
+
+Two steps, so that a pipeline can start decoding and detecting while the network is prepared:
+:func:`plan_backend` decides (backend, device, reason; cheap, raises option errors at once) and
+:attr:`BackendPlan.build` does the slow part (weights download/load, ONNX export, session build).
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -21,20 +27,40 @@ def default_batch(device: str) -> int:
     return CPU_BATCH if str(device).startswith("cpu") else GPU_BATCH
 
 
+@dataclass(frozen=True)
+class BackendPlan:
+    """What will run and why, known before anything slow happens; ``build()`` makes the backend."""
+    device: str                              # "cpu" or "cuda[:i]": where frames and image work go
+    reason: str
+    build: Callable[[], RestoreBackend]      # may take long (download, export); raises VidRestoreError
+
+
+def plan_backend(config: ModelConfig, *,
+                 restorer: Callable[[torch.Tensor], torch.Tensor] | None = None) -> BackendPlan:
+    """Choose the backend (option and device errors are raised here); defer loading to ``build``."""
+    if restorer is not None:
+        return BackendPlan("cpu", "restorer callable passed by the caller",
+                           lambda: CallableBackend(restorer, max_batch=config.batch or 4))
+    if config.restorer == "identity":
+        dev = "cpu" if config.device == "auto" else str(resolve_device(config.device))
+        return BackendPlan(dev, "--restorer identity",
+                           lambda: IdentityBackend(device=dev, max_batch=config.batch or 4))
+
+    from .select import choose_backend
+    choice = choose_backend(requested=config.backend, device=config.device, precision=config.precision)
+
+    def build() -> RestoreBackend:
+        from ..models.weights import resolve_weights
+        from .select import create_backend as instantiate
+        weights = resolve_weights(config.weights)
+        return instantiate(choice, weights, max_batch=config.batch or default_batch(choice.device),
+                           threads=config.threads, cache_dir=config.cache_dir, kernels=config.kernels)
+    return BackendPlan("cpu" if choice.device == "cpu" else str(resolve_device(choice.device)),
+                       choice.reason, build)
+
+
 def create_backend(config: ModelConfig, *,
                    restorer: Callable[[torch.Tensor], torch.Tensor] | None = None
                    ) -> tuple[RestoreBackend, str]:
-    if restorer is not None:
-        return CallableBackend(restorer, max_batch=config.batch or 4), "restorer callable passed by the caller"
-    if config.restorer == "identity":
-        dev = "cpu" if config.device == "auto" else str(resolve_device(config.device))
-        return IdentityBackend(device=dev, max_batch=config.batch or 4), "--restorer identity"
-
-    from ..models.weights import resolve_weights
-    from .select import choose_backend, create_backend as instantiate
-    weights = resolve_weights(config.weights)
-    choice = choose_backend(requested=config.backend, device=config.device, precision=config.precision)
-    batch = config.batch or default_batch(choice.device)
-    backend = instantiate(choice, weights, max_batch=batch, threads=config.threads,
-                          cache_dir=config.cache_dir, kernels=config.kernels)
-    return backend, choice.reason
+    plan = plan_backend(config, restorer=restorer)
+    return plan.build(), plan.reason
