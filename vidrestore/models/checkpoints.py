@@ -38,7 +38,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile,
-            OSError, UnicodeDecodeError) as exc:
+            OSError, UnicodeDecodeError, IndexError) as exc:   # IndexError: text read as pickle opcodes
         text = str(exc)
         if "Unsupported global" in text:
             raise CheckpointError(

@@ -89,6 +89,13 @@ def test_garbage(tmp_path: Path) -> None:
     assert str(path) in str(err.value)
 
 
+def test_text_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.pth"     # the weights-only unpickler raises IndexError on this
+    path.write_bytes(b"this is not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_gfpgan(path)
+
+
 def test_jpeg(tmp_path: Path, testdata: Path) -> None:
     jpeg = testdata / "images" / "facexlib_test.jpg"
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint") as err:
