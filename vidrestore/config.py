@@ -16,9 +16,20 @@ BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorr
 RestorerName = Literal["gfpgan", "identity"]
 
 
+Kernels = Literal["auto", "cupy", "torch"]
+KERNEL_CHOICES: tuple[str, ...] = ("auto", "cupy", "torch")
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
+
+
+def check_kernels(kernels: str) -> str:
+    """``--kernels``' one check (ModelConfig, and the model/warp/NV12 entry points that take the choice
+    directly): ConfigError naming the option unless it is auto, cupy or torch."""
+    _check(kernels in KERNEL_CHOICES, f"--kernels {kernels!r} is not one of {', '.join(KERNEL_CHOICES)}")
+    return kernels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,11 +131,12 @@ class ModelConfig:
     batch: int = 0                   # faces per network call; 0 = auto (default_batch)
     restorer: RestorerName = "gfpgan"
     threads: int = 0                 # torch/onnxruntime intra-op threads, 0 = default
-    kernels: Literal["auto", "cupy", "torch"] = "auto"
+    kernels: Kernels = "auto"
     cache_dir: Path | None = None    # engines, ONNX files; default under $VIDRESTORE_HOME
 
     def __post_init__(self) -> None:
         _check(self.batch >= 0, "--batch must be >= 1 (or 0 for the device's default)")
+        check_kernels(self.kernels)
 
 
 @dataclass(frozen=True, kw_only=True)

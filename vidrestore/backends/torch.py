@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import check_kernels
 from ..errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,7 @@ def model_kernels(device: torch.device, kernels: str, *, dtype: torch.dtype = to
     BackendUnavailable when CuPy or the kernels cannot load). "auto": the CuPy kernels on CUDA for
     fp32/fp16 when they load, else None (the kernels take float32/float16 tensors only, not bf16).
     """
-    if kernels not in ("auto", "cupy", "torch"):
-        raise ConfigError(f"--kernels {kernels!r} is not one of auto, cupy, torch")
+    check_kernels(kernels)
     if kernels == "torch" or (kernels == "auto" and (device.type != "cuda" or dtype not in _KERNEL_DTYPES)):
         return None
     if device.type != "cuda":

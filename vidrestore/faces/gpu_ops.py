@@ -21,25 +21,22 @@ vidrestore, not the other way round).
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..config import PasteConfig
+from ..config import Kernels as KernelChoice, PasteConfig, check_kernels
 from ..errors import BackendUnavailable
 from .align import BORDER_VALUE
 from .paste import feather_mask
 
 log = logging.getLogger(__name__)
 
-KernelChoice = Literal["auto", "cupy", "torch"]
-
 
 def warp_kernels(device: torch.device, kernels: KernelChoice) -> tuple[Any, str]:
     """(object with warp_crops_rgb/paste_crops, "cupy" | "torch") for ``device`` and the choice."""
-    if kernels not in ("auto", "cupy", "torch"):
-        raise ValueError(f"kernels must be 'auto', 'cupy' or 'torch', got {kernels!r}")
+    check_kernels(kernels)
     from engines import kernels_reference as ref
 
     if kernels == "torch" or (kernels == "auto" and device.type != "cuda"):

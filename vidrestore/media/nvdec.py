@@ -33,7 +33,7 @@ from typing import Any
 import av
 import numpy as np
 
-from ..config import DecodeConfig
+from ..config import DecodeConfig, check_kernels
 from ..errors import BackendUnavailable, InputError
 from ..types import Frame, VideoInfo
 from .decode import DecodeStats, VideoReader, _open, probe
@@ -84,8 +84,7 @@ def _nvc() -> Any:
 def _rgb_converter(device: Any, kernels: str = "auto") -> Any:
     """NV12 -> RGB: the CuPy kernel (``kernels`` "auto" when it loads, "cupy"), else the torch
     reference ("torch", or "auto" without CuPy). Lazy engines import."""
-    if kernels not in ("auto", "cupy", "torch"):
-        raise ValueError(f"kernels must be auto, cupy or torch, not {kernels!r}")
+    check_kernels(kernels)
     if kernels == "torch":
         from engines.kernels_reference import nv12_to_rgb
         return nv12_to_rgb

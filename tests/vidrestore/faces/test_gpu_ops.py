@@ -7,7 +7,7 @@ import torch
 
 from tests.support.face_frames import cached_frames
 from vidrestore.config import AlignConfig, EncodeConfig, ModelConfig, PasteConfig, RestoreConfig
-from vidrestore.errors import BackendUnavailable
+from vidrestore.errors import BackendUnavailable, ConfigError
 from vidrestore.faces.align import similarity_from_landmarks, tensor_to_crops
 from vidrestore.faces.detect import RetinaFaceDetector
 from vidrestore.faces.gpu_ops import GpuImageOps
@@ -108,7 +108,7 @@ def test_kernel_choices():
     assert GpuImageOps(device="cpu").kernels == "torch"
     with pytest.raises(BackendUnavailable):
         GpuImageOps(device="cpu", kernels="cupy")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="--kernels"):
         GpuImageOps(device="cpu", kernels="triton")  # type: ignore[arg-type]
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailable):

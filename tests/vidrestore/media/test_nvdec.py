@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from vidrestore.errors import BackendUnavailable
+from vidrestore.errors import BackendUnavailable, ConfigError
 from vidrestore.media.decode import VideoReader, probe
 from vidrestore.media.nvdec import (ANNEXB_FILTERS, INSTALL_ADVICE, NvdecReader, is_annexb, open_reader,
                                     unsupported_reason)
@@ -184,7 +184,7 @@ def test_kernels_choice_picks_the_nv12_conversion(testdata):
     from vidrestore.media.nvdec import _rgb_converter
 
     assert _rgb_converter("cpu", "torch") is kernels_reference.nv12_to_rgb
-    with pytest.raises(ValueError, match="kernels"):
+    with pytest.raises(ConfigError, match="--kernels"):
         _rgb_converter("cpu", "cuda")
     with NvdecReader(testdata / "edge/vfr_gap_face.mp4", device="cpu", kernels="torch",
                      _decoder_factory=_PyAVNv12Decoder) as r:
