@@ -40,15 +40,13 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from .scaling import make_clip  # clips for the main run and both studies
+from .pipeline_runs import (CACHE, GFLOP_PER_FACE, build_variant, ensure_checkpoint, make_clip,  # noqa: F401
+                            parse_variants, run_ours, variant_label)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-CACHE = REPO / ".cache" / "bench"
-GFLOP_PER_FACE = 395.5           # /work/shared/notes/gfpgan-reference-facts.md, one 512x512 face
 LOAD_LIMIT = 1.5                 # 1-min load average above which headline numbers are flagged
 DEFAULT_CLIP = "clips/lp_d0_talking_512.mp4"
 DEFAULT_VARIANTS = "onnxruntime:fp32,torch:fp32"
@@ -106,85 +104,6 @@ def machine_info(threads: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # variants and runs
-
-
-def parse_variants(text: str) -> list[tuple[str, str]]:
-    """'onnxruntime:fp32,torch' -> [('onnxruntime','fp32'), ('torch','fp32')]; 'identity' stays identity."""
-    out = []
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        backend, _, precision = item.partition(":")
-        out.append((backend, precision or "fp32"))
-    return out
-
-
-def variant_label(backend: str, precision: str) -> str:
-    return "identity" if backend == "identity" else f"{backend}:{precision}"
-
-
-def build_variant(backend: str, precision: str, *, weights: Path, batch: int, threads: int,
-                  warmup_clip: Path | None = None):
-    """(RestoreBackend, reason, setup seconds, ModelConfig); raises BackendUnavailable / ConfigError.
-
-    ``warmup_clip``: a discarded restore_video run on it with the new backend, counted in the setup
-    time. It carries the first-call costs (memory arenas, kernel selection) and, for onnxruntime int8,
-    the calibration, which takes the crops of the backend's FIRST restore() call: so the warm-up must
-    be real faces (a clip of ``batch`` one-face frames makes that first call a full batch, as in a run)."""
-    from vidrestore.backends.factory import create_backend
-    from vidrestore.config import ModelConfig
-
-    fields = dict(batch=batch, threads=threads, device="cpu", cache_dir=CACHE / "engines")
-    if backend == "identity":
-        config = ModelConfig(restorer="identity", **fields)
-    else:
-        config = ModelConfig(weights=str(weights), backend=backend, precision=precision, **fields)
-    t0 = time.perf_counter()
-    be, reason = create_backend(config)
-    if warmup_clip is not None:
-        from vidrestore.config import RestoreConfig
-        from vidrestore.pipeline import restore_video
-
-        out = warmup_clip.with_name(warmup_clip.stem + "-out.mp4")
-        restore_video(warmup_clip, out, RestoreConfig(model=config, overwrite=True), backend=be,
-                      backend_reason=reason)
-        out.unlink(missing_ok=True)
-    return be, reason, time.perf_counter() - t0, config
-
-
-def run_ours(clip: Path, out_path: Path, backend, reason: str, *, model_config, label: str,
-             restore_config=None) -> dict:
-    """One timed restore_video run with a ready backend; a "pipeline" entry of plot.py's schema."""
-    from vidrestore.config import RestoreConfig
-    from vidrestore.pipeline import restore_video
-
-    cfg = replace(restore_config or RestoreConfig(), model=model_config, overwrite=True)
-    load_before = os.getloadavg()
-    cpu0 = time.process_time()
-    rep = restore_video(clip, out_path, cfg, backend=backend, backend_reason=reason)
-    cpu = time.process_time() - cpu0
-    stages = {k: float(v) for k, v in rep.stage_seconds.items()}
-    faces = int(rep.faces_restored)
-    restore_s = stages.get("restore", 0.0)
-    return {"label": f"vidrestore {label}", "backend": rep.backend.name, "precision": rep.backend.precision,
-            "device": rep.backend.device, "batch": rep.backend.max_batch, "frames": rep.frames_written,
-            "faces": faces, "faces_detected": rep.faces_detected, "faces_skipped_small": rep.faces_skipped_small,
-            "fps": rep.fps, "seconds_per_frame": rep.wall_seconds / max(rep.frames_written, 1),
-            "seconds": {**stages, "total": rep.wall_seconds}, "process_cpu_seconds": cpu,
-            "restore_seconds_per_face": restore_s / faces if faces else None,
-            "gflops_per_s": faces * GFLOP_PER_FACE / restore_s if faces and restore_s > 0 and
-            rep.backend.name not in ("identity", "callable") else None,
-            "backend_reason": reason, "input": str(clip),
-            "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())}
-
-
-def ensure_checkpoint(path: Path | None) -> Path:
-    from .reference_loop import save_random_checkpoint
-
-    if path is not None:
-        return path
-    ckpt = CACHE / "gfpgan_clean_random_seed0.pth"
-    if not ckpt.is_file():
-        save_random_checkpoint(ckpt)
-    return ckpt
 
 
 def run_reference_entry(clip: Path, out_path: Path, *, weights: Path, threads: int,
@@ -294,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling-batches", default="1,4", help="batches compared in the faces study")
     p.add_argument("--resolutions", default="480p,720p,1080p,4K")
     p.add_argument("--face-counts", default="1,2,4,8")
+    p.add_argument("--cold", action="store_true",
+                   help="only: reference loop vs vidrestore from process start, empty then warm cache")
     p.add_argument("--profile", action="store_true", help="also cProfile the identity pipeline on 720p")
     p.add_argument("--profile-only", action="store_true", help="only the cProfile (no model runs)")
     p.add_argument("--profile-frames", type=int, default=12)
@@ -326,7 +247,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="vr-bench-") as tmpd:
         tmp = Path(tmpd)
-        if args.profile_only:
+        if args.cold:   # fresh processes timed from their start (benchmarks/startup.py)
+            from .startup import cold_comparison
+            clip = make_clip(clip_src, tmp / "clip.mp4", frames=args.frames)
+            data["cold"] = cold_comparison(clip, tmp, frames=args.frames, weights=ensure_checkpoint(args.weights))
+            c = data["cold"]
+            lines.append(f"from process start, {args.frames} frames: reference {c['reference_s']:.1f} s, ours "
+                         f"cold {c['ours_cold_s']:.1f} s ({c['speedup_cold']:.2f}x), warm {c['ours_warm_s']:.1f} s "
+                         f"({c['speedup_warm']:.2f}x)")
+        elif args.profile_only:
             data["profile"] = scaling.profile_identity(root, tmp, frames=args.profile_frames)
             lines += data["profile"]["lines"]
             if args.ab_fixes:
@@ -383,7 +312,8 @@ def main(argv: list[str] | None = None) -> dict:
                 _section(data, lines, "ab_fixes", lambda: scaling.ab_fixes(root, tmp, frames=args.profile_frames))
     data["meta"]["loadavg_end"] = list(os.getloadavg())
     if not args.no_save:
-        tag = "-".join(t for t, on in (("scaling", args.scaling), ("profile", args.profile or args.profile_only))
+        tag = "-".join(t for t, on in (("scaling", args.scaling), ("profile", args.profile or args.profile_only),
+                                       ("cold", args.cold))
                        if on)
         path = result_path(args.json, tag=tag)
         data["meta"]["written_to"] = str(path)

@@ -1,4 +1,4 @@
-"""Clips, scaling study, profile and fix A/B for :mod:`benchmarks.pipeline_throughput` (``--scaling``,
+"""Scaling study, profile and fix A/B for :mod:`benchmarks.pipeline_throughput` (``--scaling``,
 ``--profile``, ``--ab-fixes``).
 
 Faces: the one-face talking head (clips/lp_d0_talking_512.mp4) tiled 1/2/4/8 times into a grid (1x1,
@@ -24,57 +24,15 @@ import cProfile
 import io
 import pstats
 import threading
-from fractions import Fraction
 from pathlib import Path
+
+from .pipeline_runs import make_clip
 
 FACE_CLIP = "clips/lp_d0_talking_512.mp4"
 RES_CLIP = "clips/lp_s18_interview_1280x720_audio.mp4"
 NOFACE_CLIP = "edge/no_faces_cartoon_landscape.mp4"
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 TILE = {1: "1x1", 2: "1x2", 4: "2x2", 8: "2x4"}
-
-
-def make_clip(src: Path, dst: Path, *, frames: int, size: tuple[int, int] | None = None, tile: int = 1,
-              crf: int = 18, preset: str = "veryfast") -> Path:
-    """Re-encode the first ``frames`` frames of ``src`` as H.264 (no audio) into ``dst``.
-
-    ``size`` = (width, height) rescales (bicubic, swscale); ``tile`` > 1 repeats each frame in a grid of
-    ``tile`` cells (1x2, 2x2, 2x4: the real face appears ``tile`` times, every copy the same size).
-    """
-    import av
-    import numpy as np
-
-    rows, cols = {1: (1, 1), 2: (1, 2), 4: (2, 2), 8: (2, 4), 16: (4, 4)}[tile]
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        rate = vin.average_rate or 25
-        stream = None
-        n = 0
-        for frame in inp.decode(vin):
-            if n >= frames:
-                break
-            if size is not None:
-                frame = frame.reformat(width=size[0], height=size[1], interpolation="BICUBIC")
-            rgb = frame.to_ndarray(format="rgb24")
-            if tile > 1:
-                rgb = np.tile(rgb, (rows, cols, 1))
-            h, w = rgb.shape[:2]
-            rgb = rgb[: h - h % 2, : w - w % 2]
-            if stream is None:
-                stream = out.add_stream("libx264", rate=rate)
-                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf), "preset": preset}
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            vf.pts = n
-            vf.time_base = Fraction(1) / Fraction(rate)
-            for p in stream.encode(vf):
-                out.mux(p)
-            n += 1
-        if stream is not None:
-            for p in stream.encode(None):
-                out.mux(p)
-    return dst
 
 
 def _ints(text: str) -> list[int]:
@@ -90,12 +48,11 @@ def run_scaling(root: Path, tmp: Path, *, built: dict, args, lines: list[str]) -
     """The "scaling" section: {"faces": [...], "resolution": [...], "skip": [...], "notes": [...]}."""
     from vidrestore.config import AlignConfig, RestoreConfig
 
-    from .pipeline_throughput import build_variant, parse_variants, run_ours, variant_label
+    from .pipeline_runs import build_variant, ensure_checkpoint, parse_variants, run_ours, variant_label
 
     frames = args.scaling_frames
     threads = args.threads or 0
     weights = Path(args.weights) if args.weights else None
-    from .pipeline_throughput import ensure_checkpoint
     weights = ensure_checkpoint(weights)
     # the network variant for the faces and skip studies
     if args.scaling_variant:
