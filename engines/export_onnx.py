@@ -106,7 +106,11 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str |
     if param is not None and (param.dtype != torch.float32 or param.device.type != "cpu"):
         model = copy.deepcopy(model).float().cpu()  # never move the caller's model
     side = _image_size(model, size)
-    example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)  # batch 2: nothing specialises to 1
+    # The tracer runs the real network once on this example: batch 1 halves the export's biggest cost
+    # (the 512 px forward; 38 s instead of 48 s for the full model on 2 busy cores). The batch stays
+    # symbolic through dynamic_axes: the batch-1 and batch-2 traces give identical outputs at batch 3
+    # (max-abs 0.0, full-size GFPGANv1.4 layout) and tests/engines check batches 1 and 3 against torch.
+    example = torch.zeros(1, 3, side, side)
     n_bytes = sum(p.numel() * 4 for p in model.parameters()) + sum(b.numel() * 4 for b in model.buffers())
     large = n_bytes >= EXTERNAL_DATA_THRESHOLD if external_data is None else external_data
 
