@@ -192,11 +192,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                   progress: Callable[[Progress], None] | None = None,
                   detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None) -> Report:
+                  image_ops: ImageOps | None = None, parser: FaceParser | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``).
+    built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
+    (default: built from ``config.paste``).
     """
     from .backends.factory import create_backend
     from .media.decode import VideoReader
@@ -221,7 +222,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
-        parser = _parser_for(backend, config)
+        parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
@@ -307,12 +308,13 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
     return CpuImageOps(paste_inplace=owns_frames)
 
 
-def _parser_for(backend: RestoreBackend, config: RestoreConfig) -> FaceParser | None:
-    """The face parser of ``--mask parse`` (on the network's device), else None. Raises
-    CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
+def _parser_for(backend: RestoreBackend, config: RestoreConfig,
+                given: FaceParser | None = None) -> FaceParser | None:
+    """The face parser of ``--mask parse`` (``given``, or one on the network's device), else None.
+    Raises CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
     if config.paste.mask != "parse":
         return None
-    return FaceParser(config=config.paste, device=backend.device)
+    return given if given is not None else FaceParser(config=config.paste, device=backend.device)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
@@ -343,7 +345,8 @@ class Restorer:
     def __init__(self, config: RestoreConfig = RestoreConfig(), *,
                  restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  detector: FaceDetector | None = None,
-                 backend: RestoreBackend | None = None) -> None:
+                 backend: RestoreBackend | None = None,
+                 parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
         self.config = config
         if backend is None:
@@ -353,7 +356,7 @@ class Restorer:
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
         self.detector = detector or _detector_for(self.ops, config)
-        self.parser = _parser_for(backend, config)
+        self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:

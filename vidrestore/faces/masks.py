@@ -14,7 +14,7 @@ Three modes (``PasteConfig.mask``), all (S, S) float32 maps in [0, 1] over the S
 
 Softening (``face`` and ``parse``): zero a thin border (10/512 of the side, as the authors' helper),
 erode by ``erode * S`` pixels (square min filter), blur with a Gaussian of sigma ``blur * S``
-(constant-0 border), then snap values below 1/512 to 0 and above 1 - 1/512 to 1, so that pixels
+(constant-0 border), zero the border again (the authors zero it after their blur), then snap values below 1/512 to 0 and above 1 - 1/512 to 1, so that pixels
 outside the mask are kept bit-exactly and pixels inside get the restored value exactly.
 :func:`soften_torch` is the same arithmetic on torch tensors (the GPU path).
 
@@ -117,6 +117,8 @@ def soften(hard: np.ndarray, *, blur: float, erode: float) -> np.ndarray:
     if taps is not None:
         k = taps.astype(np.float32)
         m = cv2.sepFilter2D(m, cv2.CV_32F, k, k, borderType=cv2.BORDER_CONSTANT)
+        if b:                                   # and again after the blur, as the authors do
+            m[:b], m[-b:], m[:, :b], m[:, -b:] = 0, 0, 0, 0
     return _snap(m)
 
 
@@ -148,6 +150,8 @@ def soften_torch(hard: "torch.Tensor", *, blur: float, erode: float) -> "torch.T
         pad = len(taps) // 2
         x = F.conv2d(F.pad(x, (pad, pad, 0, 0)), k.view(1, 1, 1, -1))
         x = F.conv2d(F.pad(x, (0, 0, pad, pad)), k.view(1, 1, -1, 1))
+        if b:
+            x[..., :b, :], x[..., -b:, :], x[..., :b], x[..., -b:] = 0, 0, 0, 0
     return _snap(x[:, 0].contiguous())
 
 
@@ -167,7 +171,7 @@ def select_classes(labels: np.ndarray) -> np.ndarray:
 def select_classes_torch(labels: "torch.Tensor") -> "torch.Tensor":
     """:func:`select_classes` for a label tensor (any device) -> float32 tensor."""
     import torch
-    table = torch.as_tensor(PASTE_CLASSES, device=labels.device)
+    table = torch.tensor(PASTE_CLASSES.tolist(), dtype=torch.float32, device=labels.device)
     return table[labels.long()]
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import PasteConfig
-from .masks import select_classes_torch, soften_torch
+from .masks import select_classes_torch, soften, soften_torch
 
 EMA_WEIGHT = 0.4        # weight of the newest parse; 0.4 halves a one-frame flip and damps it in ~3 frames
 MAX_GAP = 2             # frames a track may be missing before its history is dropped
@@ -91,7 +91,12 @@ class FaceParser:
         if s != PARSE_SIZE:
             hard = F.interpolate(hard[:, None], size=(s, s), mode="bilinear", align_corners=False)[:, 0]
         hard = self.smoother.update(hard, track_ids, frame_indices)
-        return soften_torch(hard, blur=self.config.mask_blur, erode=self.config.mask_erode).to(restored.device)
+        blur, erode = self.config.mask_blur, self.config.mask_erode
+        if hard.device.type == "cpu":            # OpenCV's filters: same numbers, several times faster
+            soft = torch.from_numpy(soften(hard.numpy(), blur=blur, erode=erode))
+        else:
+            soft = soften_torch(hard, blur=blur, erode=erode)
+        return soft.to(restored.device)
 
 
 def _argmax_labels(net: torch.nn.Module) -> LabelFn:
