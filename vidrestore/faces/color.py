@@ -5,15 +5,14 @@ Per crop and Lab channel, inside the paste mask (the mask values are the weights
 original (o) crop. This removes the global colour and brightness shift a restorer may introduce
 while keeping its detail. The authors' helper does not do this (``none`` is their behaviour).
 
-Lab is CIE L*a*b* of sRGB with the D65 white (OpenCV's float conversion, L in [0, 100]).
-:func:`match_lab` works on uint8 numpy crops with OpenCV; :func:`match_lab_torch` on (K, 3, S, S)
-tensors in [-1, 1] with the same formulas written in torch (the GPU path).
+Lab is CIE L*a*b* of sRGB with the D65 white (the constants of OpenCV's conversion, L in [0, 100], exact
+power-law formulas rather than OpenCV's tabulated gamma). :func:`match_lab` works on uint8 numpy crops,
+:func:`match_lab_torch` on (K, 3, S, S) tensors in [-1, 1] with the same formulas (the GPU path).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 if TYPE_CHECKING:
@@ -38,19 +37,44 @@ def _stats(lab: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) sRGB in [0, 1] (float32) -> Lab, the formulas of :func:`rgb_to_lab_torch` in numpy."""
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((np.maximum(rgb, 0) + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ (_RGB2XYZ / _WHITE[:, None]).T.astype(np.float32)
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    y = xyz[..., 1]
+    l_ = np.where(y > 0.008856, 116.0 * f[..., 1] - 16.0, 903.3 * y)
+    return np.stack([l_, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1).astype(np.float32)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_lab` (not clamped)."""
+    l_, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    big = l_ > 903.3 * 0.008856
+    fy = (l_ + 16.0) / 116.0
+    y = np.where(big, fy ** 3, l_ / 903.3)
+    fy = np.where(big, fy, 7.787 * y + 16.0 / 116.0)
+    fx, fz = fy + a / 500.0, fy - b / 200.0
+
+    def inv(f):
+        return np.where(f > 0.206893, f ** 3, (f - 16.0 / 116.0) / 7.787)
+
+    xyz = np.stack([inv(fx), y, inv(fz)], -1) * _WHITE.astype(np.float32)
+    lin = np.maximum(xyz @ _XYZ2RGB.T.astype(np.float32), 0)
+    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1.0 / 2.4) - 0.055).astype(np.float32)
+
+
 def match_lab(restored: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(S, S, 3) uint8 RGB restored crop -> colour-matched uint8 crop (a new array)."""
     w = np.asarray(mask, dtype=np.float64)[::_STRIDE, ::_STRIDE]
     if w.sum() < _MIN_WEIGHT / _STRIDE ** 2:
         return restored.copy()
-    lab_r = cv2.cvtColor(restored.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
-    lab_o = cv2.cvtColor(original[::_STRIDE, ::_STRIDE].astype(np.float32) / np.float32(255.0),
-                         cv2.COLOR_RGB2Lab)
+    lab_r = rgb_to_lab(restored.astype(np.float32) / np.float32(255.0))
+    lab_o = rgb_to_lab(original[::_STRIDE, ::_STRIDE].astype(np.float32) / np.float32(255.0))
     mu_r, sd_r = _stats(lab_r[::_STRIDE, ::_STRIDE].astype(np.float64), w)
     mu_o, sd_o = _stats(lab_o.astype(np.float64), w)
     gain = (sd_o / np.maximum(sd_r, _MIN_STD)).astype(np.float32)
-    lab = (lab_r - mu_r.astype(np.float32)) * gain + mu_o.astype(np.float32)
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    rgb = lab_to_rgb((lab_r - mu_r.astype(np.float32)) * gain + mu_o.astype(np.float32))
     return np.clip(np.rint(rgb * np.float32(255.0)), 0, 255).astype(np.uint8)
 
 
