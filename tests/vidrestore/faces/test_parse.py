@@ -93,3 +93,33 @@ def test_parsenet_not_cached_offline_says_what_to_fetch(tmp_path, monkeypatch) -
     assert e.value.exit_code == 4
     assert "parsing_parsenet.pth" in msg and "--parse-weights PATH" in msg
     assert not list((tmp_path / "weights").glob("*.part"))
+
+
+def test_restore_video_with_parse_masks_batches_frames_and_reports_the_mode(testdata, tmp_path) -> None:
+    """restore_video with --mask parse: the parser sees the restored faces of several frames per call, in
+    frame order with their track ids, and the report records the mode."""
+    from vidrestore.config import EncodeConfig, ModelConfig, RestoreConfig
+    from vidrestore.pipeline import restore_video
+    seen: list[tuple[int, ...]] = []
+
+    def labels(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        inside = torch.from_numpy(hard_face_mask(512) > 0.5)
+        return torch.where(inside, 1, 17).expand(x.shape[0], -1, -1)
+    cfg = RestoreConfig(paste=PasteConfig(mask="parse", color_match="lab"), model=ModelConfig(batch=4),
+                        encode=EncodeConfig(crf=23, preset="ultrafast"))
+    parser = FaceParser(config=cfg.paste, labels=labels)
+    calls = []
+    orig = parser.smoother.update
+
+    def update(masks, track_ids, frame_indices):
+        calls.append(list(frame_indices))
+        return orig(masks, track_ids, frame_indices)
+    parser.smoother.update = update
+    rep = restore_video(testdata / "edge/png_rgba_face.mov", tmp_path / "o.mp4", cfg,
+                        restorer=lambda x: (x + 0.3).clamp(-1, 1), parser=parser)
+    assert rep.paste_mask == "parse" and rep.color_match == "lab" and rep.to_dict()["paste_mask"] == "parse"
+    assert rep.frames_written == 15 and sum(s[0] for s in seen) == rep.faces_restored
+    assert max(s[0] for s in seen) > 1                                    # faces of several frames per call
+    flat = [i for c in calls for i in c]
+    assert flat == sorted(flat)                                            # in frame order
