@@ -125,3 +125,46 @@ def _recording(warp, seen):
 
 def _to_frame(inv: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ inv[:, :2].T + inv[:, 2]
+
+
+def _brightness_parsenet(path) -> None:
+    """A real ParseNet-512 checkpoint (the released format) whose weights make it a brightness classifier:
+    every residual branch is zeroed (BN scale 0), the stem averages RGB into channel 0, the shortcuts pass
+    channel 0 down and up (16-px cells), and the head says skin (1) for dark and hair (17) for bright."""
+    from vidrestore.models.parsenet import ParseNet
+    net = ParseNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for name, mod in net.named_modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_var.fill_(1.0)
+        net.encoder[0].conv2d.weight[0, :, 1, 1] = 1.0 / 3.0
+        for block in list(net.encoder[1:]) + list(net.decoder):
+            block.shortcut_func.conv2d.weight[0, 0, 1, 1] = 1.0
+        head = net.out_mask_conv.conv2d
+        head.bias.fill_(-10.0)
+        head.weight[1, 0, 1, 1], head.bias[1] = -5.0, 0.0
+        head.weight[17, 0, 1, 1], head.bias[17] = 5.0, 0.0
+    torch.save(net.state_dict(), path)
+
+
+@pytest.mark.slow
+def test_parse_mode_with_a_parsenet_checkpoint_end_to_end(interview_frames, tmp_path) -> None:
+    """--mask parse through the real checkpoint loader and the real ParseNet-512 forward: a restorer that
+    paints the template face black and the rest white is parsed as skin/hair, and only the face is pasted."""
+    path = tmp_path / "parsing_parsenet.pth"
+    _brightness_parsenet(path)
+    face = torch.from_numpy(hard_face_mask(512) > 0.5)
+
+    def paint(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(face, -1.0, 1.0).expand_as(x).clone()
+    cfg = RestoreConfig(paste=PasteConfig(mask="parse", parse_weights=str(path)))
+    r = Restorer(cfg, restorer=paint)
+    seen: list[np.ndarray] = []
+    r.ops.warp = _recording(r.ops.warp, seen)
+    (src,), (dst,) = interview_frames[:1], list(r.restore_frames(iter(interview_frames[:1])))
+    inv = np.linalg.inv(np.vstack([seen[0][0], [0, 0, 1]]))[:2]
+    diff = np.abs(src.astype(int) - dst.astype(int)).max(axis=2)
+    assert max(diff[int(round(y)), int(round(x))] for x, y in _to_frame(inv, OUTSIDE)) == 0
+    assert min(diff[int(round(y)), int(round(x))] for x, y in _to_frame(inv, INSIDE)) > 40
