@@ -12,7 +12,8 @@ Modes: ``box``, ``face``, ``parse`` and facexlib's ``FaceRestoreHelper.paste_fac
 (``use_parse=False``, the square with its erode/blur, and ``use_parse=True``). No released parse weights
 are available offline, so ``parse`` (ours and facexlib's) gets a synthetic parse map instead of ParseNet's:
 skin-coloured pixels (YCrCb rule, Chai & Ngan 1999) inside the dilated template face, as class 1 (skin),
-everything else class 17 (hair). It stands in for a parser, it is not one.
+everything else class 0 (background; excluded by both tables, so facexlib's pasting of class 13, hair,
+does not show here). It stands in for a parser, it is not one.
 
 Flicker (a real talking-head clip, the real detector/tracker/smoother): soft IoU (sum of minima over sum of
 maxima) of consecutive frames' masks, both warped into the frame (motion included) and in crop coordinates
@@ -49,12 +50,12 @@ OUTSIDE = np.array([[26, 26], [486, 26], [26, 486], [486, 486], [26, 256], [486,
 
 
 def synthetic_labels(crop_rgb: np.ndarray) -> np.ndarray:
-    """(S, S) labels: skin (1) where the YCrCb skin rule holds inside the dilated template face, else hair (17)."""
+    """(S, S) labels: skin (1) where the YCrCb skin rule holds inside the dilated template face, else background (0)."""
     s = crop_rgb.shape[0]
     ycc = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2YCrCb)
     skin = (ycc[..., 1] >= 133) & (ycc[..., 1] <= 173) & (ycc[..., 2] >= 77) & (ycc[..., 2] <= 127)
     near = cv2.dilate(hard_face_mask(s), np.ones((s // 16, s // 16), np.uint8)) > 0.5
-    lab = np.where(skin & near, 1, 17).astype(np.int64)
+    lab = np.where(skin & near, 1, 0).astype(np.int64)
     return cv2.morphologyEx(lab.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).astype(np.int64)
 
 

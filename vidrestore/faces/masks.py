@@ -8,8 +8,8 @@ Three modes (``PasteConfig.mask``), all (S, S) float32 maps in [0, 1] over the S
 - ``face``: :func:`face_mask`, the face outline of the FFHQ 512 template (:data:`FACE_OUTLINE_512`:
   brows to chin, cheek to cheek; not hair, ears, neck or background), eroded and feathered. It moves
   with the face because the crop does.
-- ``parse``: a face-parsing network's classes on each restored crop (:func:`select_classes` with the
-  authors' table :data:`PASTE_CLASSES`), eroded and feathered the same way (:func:`soften`); smoothed
+- ``parse``: a face-parsing network's classes on each restored crop (:func:`select_classes` with
+  :data:`PASTE_CLASSES`: the face parts of the authors' table, without hair), eroded and feathered the same way (:func:`soften`); smoothed
   over time per track by :class:`vidrestore.faces.parse.FaceParser`.
 
 Softening (``face`` and ``parse``): zero a thin border (10/512 of the side, as the authors' helper),
@@ -43,11 +43,12 @@ FACE_OUTLINE_512 = np.array([
 ], dtype=np.float64)
 FACE_OUTLINE_512.setflags(write=False)
 
-# The authors' class table for ParseNet's 19 CelebAMask-HQ classes (facexlib's paste helper):
-# 0 background, 1 skin, 2 l_brow, 3 r_brow, 4 l_eye, 5 r_eye, 6 eye_g(lasses), 7 l_ear, 8 r_ear,
-# 9 ear_r(ing), 10 nose, 11 mouth, 12 u_lip, 13 l_lip, 14 neck, 15 neck_l(ace), 16 cloth, 17 hair, 18 hat.
-# In: 1-13 and 15; out: background, neck, cloth, hair, hat.
-PASTE_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0], dtype=np.float32)
+# Classes pasted for ParseNet's 19 CelebAMask-HQ labels, in the label order of facexlib's/PSFRGAN's
+# parsers: 0 background, 1 skin, 2 nose, 3 eye_g(lasses), 4 l_eye, 5 r_eye, 6 l_brow, 7 r_brow, 8 l_ear,
+# 9 r_ear, 10 mouth, 11 u_lip, 12 l_lip, 13 hair, 14 hat, 15 ear_r(ing), 16 neck_l(ace), 17 neck, 18 cloth.
+# In: 1-12, the face parts. Out: background, hair, hat, earring, necklace, neck, cloth. facexlib 0.3.0's
+# paste helper (MASK_COLORMAP) also pastes 13 (hair) and 15 (earring); the issue asks for hair to stay.
+PASTE_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=np.float32)
 PASTE_CLASSES.setflags(write=False)
 
 BORDER_512 = 10                     # zeroed border of the authors' parse mask, in 512-crop pixels

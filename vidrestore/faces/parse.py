@@ -2,8 +2,8 @@
 
 :class:`FaceParser` runs ParseNet-512 (:mod:`vidrestore.models.parsenet`) on a batch of restored crops
 (all the faces of several frames at once, in the restore stage, on the network's device), keeps the
-authors' classes (:data:`vidrestore.faces.masks.PASTE_CLASSES`: face parts in; hair, neck, cloth, hat and
-background out), smooths the class map over time per track and softens it
+face classes (:data:`vidrestore.faces.masks.PASTE_CLASSES`: skin, brows, eyes, glasses, ears, nose, mouth,
+lips in; hair, hat, jewellery, neck, cloth and background out), smooths the class map over time per track and softens it
 (:func:`vidrestore.faces.masks.soften_torch`: border, erosion, Gaussian edge).
 
 Temporal smoothing: the hard class map of each track is an exponential moving average in crop

@@ -55,13 +55,28 @@ def test_face_mask_covers_the_face_not_the_corners() -> None:
     assert abs(small.mean() - m.mean()) < 0.01
 
 
-def test_parse_class_selection_is_the_authors() -> None:
-    inside = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15}   # skin, brows, eyes, glasses, ears, earring,
-    assert {i for i in range(19) if PASTE_CLASSES[i] == 1} == inside   # nose, mouth, lips, necklace
+def _facexlib_colormap() -> list[int]:
+    """MASK_COLORMAP as written in facexlib's paste helper (the authors' class table)."""
+    import ast
+    from tests.support.parse_reference import facexlib_file
+    path = facexlib_file("utils/face_restoration_helper.py")
+    if path is None:
+        pytest.skip("facexlib not installed")
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MASK_COLORMAP":
+            return ast.literal_eval(node.value)
+    raise AssertionError("MASK_COLORMAP not found in facexlib's helper")
+
+
+def test_parse_class_selection_is_the_authors_without_hair() -> None:
+    theirs = _facexlib_colormap()
+    ours = [255 * int(v) for v in PASTE_CLASSES]
+    assert [i for i in range(19) if ours[i] != theirs[i]] == [13, 15]   # hair, earring: theirs pastes them
+    assert {i for i in range(19) if PASTE_CLASSES[i] == 1} == set(range(1, 13))   # skin .. lips
+    for out in (0, 13, 14, 16, 17, 18):                         # background, hair, hat, necklace, neck, cloth
+        assert select_classes(np.array([out]))[0] == 0.0
     labels = np.arange(19).reshape(1, 19).repeat(3, 0)
     np.testing.assert_array_equal(select_classes(labels)[0], PASTE_CLASSES)
-    for out in (0, 14, 16, 17, 18):                               # background, neck, cloth, hair, hat
-        assert select_classes(np.array([out]))[0] == 0.0
     t = select_classes_torch(torch.from_numpy(labels))
     np.testing.assert_array_equal(t.numpy(), select_classes(labels))
 
@@ -81,9 +96,9 @@ def _black(x: torch.Tensor) -> torch.Tensor:
 
 
 def _ideal_labels(x: torch.Tensor) -> torch.Tensor:
-    """An 'ideal' parser: skin (1) inside the template outline, hair (17) elsewhere."""
+    """An 'ideal' parser: skin (1) inside the template outline, hair (13) elsewhere."""
     inside = torch.from_numpy(hard_face_mask(x.shape[-1]) > 0.5)
-    return torch.where(inside, 1, 17).expand(x.shape[0], -1, -1)
+    return torch.where(inside, 1, 13).expand(x.shape[0], -1, -1)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +145,7 @@ def _to_frame(inv: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def _brightness_parsenet(path) -> None:
     """A real ParseNet-512 checkpoint (the released format) whose weights make it a brightness classifier:
     every residual branch is zeroed (BN scale 0), the stem averages RGB into channel 0, the shortcuts pass
-    channel 0 down and up (16-px cells), and the head says skin (1) for dark and hair (17) for bright."""
+    channel 0 down and up (16-px cells), and the head says skin (1) for dark and hair (13) for bright."""
     from vidrestore.models.parsenet import ParseNet
     net = ParseNet()
     with torch.no_grad():
@@ -145,7 +160,7 @@ def _brightness_parsenet(path) -> None:
         head = net.out_mask_conv.conv2d
         head.bias.fill_(-10.0)
         head.weight[1, 0, 1, 1], head.bias[1] = -5.0, 0.0
-        head.weight[17, 0, 1, 1], head.bias[17] = 5.0, 0.0
+        head.weight[13, 0, 1, 1], head.bias[13] = 5.0, 0.0
     torch.save(net.state_dict(), path)
 
 

@@ -63,7 +63,7 @@ def test_parser_batches_resizes_and_softens() -> None:
         calls.append(tuple(x.shape))
         assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0         # clamped like the authors' uint8 input
         inside = torch.from_numpy(hard_face_mask(512) > 0.5)
-        return torch.where(inside, 10, 0).expand(x.shape[0], -1, -1)   # nose inside, background outside
+        return torch.where(inside, 10, 0).expand(x.shape[0], -1, -1)   # mouth inside, background outside
     cfg = PasteConfig(mask="parse")
     p = FaceParser(config=cfg, labels=labels)
     restored = torch.rand(3, 3, 256, 256) * 4 - 2                       # unclamped network output
@@ -105,7 +105,7 @@ def test_restore_video_with_parse_masks_batches_frames_and_reports_the_mode(test
     def labels(x: torch.Tensor) -> torch.Tensor:
         seen.append(tuple(x.shape))
         inside = torch.from_numpy(hard_face_mask(512) > 0.5)
-        return torch.where(inside, 1, 17).expand(x.shape[0], -1, -1)
+        return torch.where(inside, 1, 13).expand(x.shape[0], -1, -1)
     cfg = RestoreConfig(paste=PasteConfig(mask="parse", color_match="lab"), model=ModelConfig(batch=4),
                         encode=EncodeConfig(crf=23, preset="ultrafast"))
     parser = FaceParser(config=cfg.paste, labels=labels)
