@@ -2,6 +2,7 @@
 
     python -m benchmarks.startup                 # onnxruntime FP32: split + pipeline, cold then warm
     python -m benchmarks.startup --int8          # + the INT8 calibration (cold) / cached INT8 load (warm)
+                                                 #   in the split child; the pipeline child stays FP32
     python -m benchmarks.startup --trt           # + the TensorRT engine build and timing-cache reuse (GPU)
 
 Every measurement runs in a fresh Python process (``--child``) started by this one; "from process start"
@@ -109,8 +110,7 @@ def _child_pipeline(args) -> dict:
     from vidrestore.pipeline import restore_video
     first: list[float] = []
     config = RestoreConfig(model=ModelConfig(weights=str(args.weights), cache_dir=args.cache,
-                                             backend=args.backend, device="cpu",
-                                             precision="int8" if args.int8 else "fp32"),
+                                             backend=args.backend, device="cpu"),   # FP32: the default
                            encode=EncodeConfig(preset="veryfast"), overwrite=True)
     imported = time.time()
     rep = restore_video(args.clip, args.out, config,

@@ -106,11 +106,13 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str |
     if param is not None and (param.dtype != torch.float32 or param.device.type != "cpu"):
         model = copy.deepcopy(model).float().cpu()  # never move the caller's model
     side = _image_size(model, size)
-    # The tracer runs the real network once on this example: batch 1 halves the export's biggest cost
-    # (the 512 px forward; 38 s instead of 48 s for the full model on 2 busy cores). The batch stays
-    # symbolic through dynamic_axes: the batch-1 and batch-2 traces give identical outputs at batch 3
-    # (max-abs 0.0, full-size GFPGANv1.4 layout) and tests/engines check batches 1 and 3 against torch.
-    example = torch.zeros(1, 3, side, side)
+    # The TorchScript tracer runs the network once on this example: an EMPTY batch (0 faces) records the
+    # same graph without the 512 px convolutions' work - the trace's CPU time falls from ~19 s to ~7 s
+    # (the whole export from ~23 s to ~11 s of CPU, full-size model; benchmarks/startup.py). The batch
+    # stays symbolic (dynamic_axes; the model takes the batch from x.shape[0], never from -1); outputs
+    # equal a batch-2 trace's at batch 3 (max-abs 0.0) and tests/engines check batches 1 and 3 vs torch.
+    # The dynamo exporter's Dim needs a batch >= 1.
+    example = torch.zeros(0 if exporter == "torchscript" and dynamic_batch else 1, 3, side, side)
     n_bytes = sum(p.numel() * 4 for p in model.parameters()) + sum(b.numel() * 4 for b in model.buffers())
     large = n_bytes >= EXTERNAL_DATA_THRESHOLD if external_data is None else external_data
 
@@ -227,6 +229,30 @@ def check_graph(proto, *, dynamic_batch: bool = True) -> list[str]:
     return problems
 
 
+def weights_digest(path: Path, folder: Path) -> str:
+    """The first 16 hex digits of the checkpoint's SHA-256, remembered in ``folder`` under its resolved
+    path, size and mtime (``.digest-<key>``): a warm start skips re-hashing 350 MB (about 1 s on 2
+    cores). A file rewritten in place gets a new mtime, hence a new key and a fresh hash."""
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    memo = folder / f".digest-{key}"
+    try:
+        text = memo.read_text().strip()
+        if len(text) == 16:
+            return text
+    except OSError:
+        pass
+    digest = sha256_file(path)[:16]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(memo.name + f".{os.getpid()}.tmp")
+        tmp.write_text(digest + "\n")
+        os.replace(tmp, memo)
+    except OSError:   # a read-only cache only costs the hash next time
+        pass
+    return digest
+
+
 def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
                 cache_dir: str | os.PathLike[str] | None = None, opset: int = DEFAULT_OPSET) -> Path:
     """The ONNX file for a checkpoint (path or release name), exported once into ``cache_dir`` (default:
@@ -240,7 +266,7 @@ def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
 
         weights_path = resolve_weights(str(weights_path))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = sha256_file(weights_path)[:16]
+    digest = weights_digest(weights_path, folder / "onnx")
     target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"
     if target.is_file() and target.stat().st_size > 0:
         return target

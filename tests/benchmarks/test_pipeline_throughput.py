@@ -122,3 +122,14 @@ def test_a_broken_variant_is_recorded_and_the_others_still_run(testdata, tmp_pat
     assert "torch:fp16" in data["skipped"] or "torch:fp16" in data["failed"]
     assert [r["backend"] for r in data["pipeline"]] == ["identity"]
     assert "FAILED torch:fp32" in capsys.readouterr().err
+
+
+def test_helpers_do_not_import_pipeline_throughput():
+    """pipeline_throughput imports scaling/pipeline_runs/startup, never the reverse (no import cycle)."""
+    import ast
+
+    from tests.conftest import REPO
+    for name in ("pipeline_runs", "scaling", "startup"):
+        tree = ast.parse((REPO / "benchmarks" / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {m for m in imported if m.endswith("pipeline_throughput")}, name

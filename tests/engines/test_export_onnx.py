@@ -138,7 +138,11 @@ def test_ensure_onnx_exports_once_per_checkpoint(tmp_path):
     assert other != first and other.parent == first.parent == cache / "onnx"
     half = ensure_onnx(ckpt_a, fp16=True, cache_dir=cache)
     assert half != first and "fp16" in half.name
-    assert not [p for p in (cache / "onnx").iterdir() if p.name.startswith(".")]
+    assert not [p for p in (cache / "onnx").iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    # the checkpoint's hash is remembered by path/size/mtime; rewriting the file in place re-keys it
+    ckpt_a.write_bytes(ckpt_b.read_bytes())
+    os.utime(ckpt_a, ns=(ckpt_a.stat().st_atime_ns, ckpt_a.stat().st_mtime_ns + 10**9))
+    assert ensure_onnx(ckpt_a, cache_dir=cache) == other
     from vidrestore.errors import CheckpointError
 
     with pytest.raises(CheckpointError) as info:

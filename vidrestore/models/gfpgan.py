@@ -108,7 +108,8 @@ class GFPGAN(nn.Module):
             skips.append(feat)
         feat = F.leaky_relu_(self.final_conv(feat), LRELU_SLOPE)             # F_latent (N, C, 4, 4)
 
-        latent = self.final_linear(feat.flatten(1)).reshape(-1, self.num_latent, self.num_style_feat)
+        latent = self.final_linear(feat.flatten(1)).reshape(feat.shape[0], self.num_latent,
+                                                            self.num_style_feat)   # batch 0 traces too
 
         conditions: list[tuple[Tensor, Tensor]] = []
         rgbs: list[Tensor] = []
