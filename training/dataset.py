@@ -170,10 +170,10 @@ class FaceDataset(Dataset):
         if index < len(self.paths):
             img = read_image(self.paths[index])
             comp = (self.components or {}).get(self.paths[index].stem)
-            if comp is None and self.data.template_components:
-                comp = components_from_landmarks(FFHQ_TEMPLATE_512 * (img.shape[1] / 512))
         else:
             img, comp = self.videos.frame(index - len(self.paths))
+        if comp is None and self.data.template_components:
+            comp = components_from_landmarks(FFHQ_TEMPLATE_512 * (img.shape[1] / 512))
         stored = img.shape[1]
         if img.shape[:2] != (self.out_size, self.out_size):
             interp = cv2.INTER_AREA if stored > self.out_size else cv2.INTER_LINEAR
