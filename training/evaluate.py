@@ -70,11 +70,21 @@ def evaluate(gt: Path, restored: Path, names: tuple[str, ...], *, weights: Metri
             "per_image": {stem: {n: v[i] for n, v in per.items()} for i, (stem, _, _) in enumerate(pairs)}}
 
 
+def _plain(v):
+    """Strict JSON: infinite values (PSNR of identical images) become the string "inf"."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, float) and not np.isfinite(v):
+        return str(v)
+    return v
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Atomic: a temporary file in the same folder, renamed into place."""
+    """Atomic: a temporary file in the same folder, renamed into place. PSNR of identical images is
+    written as the string "inf"."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
