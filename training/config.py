@@ -163,6 +163,9 @@ class LogConfig:
     save_every: int = 5_000
     sample_every: int = 5_000
     keep_checkpoints: int = 3                 # training-state checkpoints kept (0 = all)
+    val_metrics: tuple[str, ...] = ("psnr", "ssim")   # any of training.evaluate's metrics, logged as val_<name>
+    val_metric_files: dict[str, str] = field(default_factory=dict)   # registry name -> path or "random"
+                                              # (alexnet, inception_fid, arcface_resnet18, niqe_pris_params)
     tensorboard: bool = True                  # used when tensorboard is installed
 
 

@@ -22,7 +22,7 @@ from . import distributed, state, step
 from .config import TrainConfig, dump_toml
 from .dataset import DrawSampler, FaceDataset, ValidationSet
 from .logs import RunLog, save_grid
-from .metrics import psnr, ssim, to_uint8_image
+from .metrics import to_uint8_image
 from .networks import PARTS, build_generator, build_networks, build_optimizers, pick_device  # noqa: F401
 
 CHECKPOINT_VERSION = state.CHECKPOINT_VERSION
@@ -76,6 +76,7 @@ class Trainer:
         self.val_set = (ValidationSet(cfg.data, cfg.degradation, out_size=cfg.model.out_size)
                         if cfg.data.val_dir and self.dist.is_main else None)
         self._log: RunLog | None = None
+        self._val_suite = None                  # built at the first validation (rank 0)
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -168,23 +169,29 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, *, save_samples: bool = False) -> dict[str, float]:
-        """PSNR/SSIM of the EMA generator on the validation set (8-bit RGB, no border crop); rank 0."""
+        """``logging.val_metrics`` (PSNR/SSIM by default; any metric of training.evaluate) of the EMA
+        generator on the validation set, 8-bit RGB, no border crop; rank 0 only."""
         if self.val_set is None:
             return {}
-        ps, ss, rows = [], [], []
+        if self._val_suite is None:
+            from .metrics.suite import MetricSuite, metric_weights
+            lg = self.cfg.logging
+            self._val_suite = MetricSuite(lg.val_metrics, weights=metric_weights(dict(lg.val_metric_files)),
+                                          device=str(self.device))
+        suite = self._val_suite
+        suite.reset()
+        rows = []
         for i in range(len(self.val_set)):
             s = self.val_set[i]
             lq = s["lq"][None].to(self.device)
             with self.autocast():
                 out = self.g_ema(lq).float()[0]
-            a, b = to_uint8_image(out), to_uint8_image(s["gt"])
-            ps.append(psnr(a, b))
-            ss.append(ssim(a, b))
+            suite.add(to_uint8_image(out), to_uint8_image(s["gt"]))
             if save_samples and i < 8:
                 rows.append([s["lq"], out.cpu(), s["gt"]])
         if rows:
             save_grid(self.out_dir / "samples" / f"val_{self.iteration:08d}.png", rows)
-        return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss))}
+        return {f"val_{k}": v for k, v in suite.results().items()}
 
     # ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def loss_keys(tr: "Trainer") -> list[str]:
     keys += ["l_g_total", "l_d", "real_score", "fake_score", "l_d_r1"]
     if tr.comps is not None:
         keys += [f"l_d_{p}" for p in PARTS]
-    return keys + ["lr_g", "sec_per_iter", "val_psnr", "val_ssim"]
+    return keys + ["lr_g", "sec_per_iter"] + [f"val_{m}" for m in tr.cfg.logging.val_metrics]
 
 
 def generator_losses(tr: "Trainer", batch: dict[str, Any], lq: Tensor, gt: Tensor, it: int

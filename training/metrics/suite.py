@@ -37,6 +37,15 @@ class MetricWeights:
     download: bool = False                   # fetch registry files that are not cached
 
 
+def metric_weights(files: dict[str, str], *, download: bool = False) -> MetricWeights:
+    """MetricWeights from {registry name: path or "random"} (unknown names: ConfigError)."""
+    known = {"alexnet", "inception_fid", "arcface_resnet18", "niqe_pris_params"}
+    unknown = sorted(set(files) - known)
+    if unknown:
+        raise ConfigError(f"unknown metric weights {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return MetricWeights(**files, download=download)
+
+
 def parse_names(text: str | tuple[str, ...]) -> tuple[str, ...]:
     names = tuple(n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip())
     unknown = [n for n in names if n not in METRICS]
@@ -81,6 +90,11 @@ class MetricSuite:
             elif n == "fid":
                 from .fid import FID
                 self._fid = FID(weights_path=_file(weights, "inception_fid"), device=device)
+
+    def reset(self) -> None:
+        """Forget the images added so far (the networks stay loaded)."""
+        self._values = {n: [] for n in self.names}
+        self._feats = ([], [])
 
     def add(self, restored: np.ndarray, gt: np.ndarray) -> None:
         """One pair of (H, W, 3) uint8 RGB images of the same size."""
