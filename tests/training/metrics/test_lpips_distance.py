@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("lpips") if __import__("os").environ.get("CI", "").lower() != "true" else None
-
-from training.metrics.lpips_distance import LPIPS, to_tensor  # noqa: E402
-from vidrestore.errors import CheckpointError  # noqa: E402
+from training.metrics.lpips_distance import LPIPS, to_tensor
+from vidrestore.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
