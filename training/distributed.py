@@ -147,11 +147,12 @@ def broadcast_module(module: nn.Module, d: Dist) -> None:
 
 
 def mean_over_ranks(values: dict[str, float], d: Dist, device: torch.device) -> dict[str, float]:
-    """Average logged scalars over the ranks (every rank must pass the same keys)."""
+    """Average logged scalars over the ranks (every rank passes the same keys in the same order: they
+    come from the same code path on every rank)."""
     if not d.active or not values:
         return values
     import torch.distributed as td
-    keys = sorted(values)
+    keys = list(values)
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     td.all_reduce(t)
     return {k: float(v) / d.world_size for k, v in zip(keys, t.tolist())}

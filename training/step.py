@@ -145,13 +145,13 @@ def train_step(tr: "Trainer", micro: list[dict[str, Any]]) -> dict[str, float]:
             real_pred = tr.d(gt).float()
             l_d = L.d_logistic(real_pred, fake_pred)
         _accumulate(sums, {"l_d": l_d, "real_score": real_pred.mean(), "fake_score": fake_pred.mean()})
-        tr.scaler.scale(l_d).backward()
         if it % lc.d_reg_every == 0:
             gt_r = gt.detach().clone().requires_grad_(True)
             r1 = L.r1_penalty(tr.d(gt_r), gt_r)                  # fp32: double backward stays stable
             l_r1 = lc.r1_weight / 2 * r1 * lc.d_reg_every
             _accumulate(sums, {"l_d_r1": l_r1})
-            tr.scaler.scale(l_r1).backward()
+            l_d = l_d + l_r1          # one backward per micro-batch: the same sums as on separate ranks
+        tr.scaler.scale(l_d).backward()
     _optimizer_step(tr, tr.opt_d, list(tr.d.parameters()), n_chunks)
 
     # ---- facial component discriminators
