@@ -68,14 +68,16 @@ class TrackConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SmoothConfig:
-    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more
+    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more (scales the time constant)
     lookahead: int = 4               # frames of look-ahead (output delay) for the smoother
-    degree: int = 2                  # degree of the local polynomial fitted over the window (1 = line)
+    degree: int = 2                  # motion model / local polynomial degree (2 = constant acceleration)
+    method: Literal["rts", "poly"] = "rts"   # fixed-lag Kalman (RTS) smoother, or the local polynomial fit
 
     def __post_init__(self) -> None:
         _check(self.strength >= 0.0, "--smoothing must be >= 0")
         _check(self.lookahead >= 0, "smoothing lookahead must be >= 0")
         _check(self.degree in (0, 1, 2), "smoothing degree must be 0, 1 or 2")
+        _check(self.method in ("rts", "poly"), "--smoothing-method must be 'rts' or 'poly'")
 
 
 @dataclass(frozen=True, kw_only=True)
