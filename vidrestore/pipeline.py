@@ -21,8 +21,10 @@ import torch
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
 from .faces.align import alignments_for
+from .faces.aligned import aligned_alignment, whole_frame
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
+from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
@@ -72,6 +74,7 @@ class _Analyser:
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
+        self.selector = FaceSelector(config=config.select)
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
@@ -100,6 +103,7 @@ class _Analyser:
             faces = by_index.get(frame.index)
             with self.clock.timed("track"):
                 tracked = self.tracker.update(frame.index, faces)
+                self.selector.observe(frame.index, tracked, frame.rgb.shape[1], frame.rgb.shape[0])
             self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
             with self.clock.timed("smooth"):
                 final = self.smoother.push(frame.index, tracked)
@@ -111,7 +115,7 @@ class _Analyser:
         for index, tracked in final:
             frame, detected = self._held.pop(index)
             with self.clock.timed("align"):
-                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                aligns = tuple(alignments_for(self.selector.select(tracked), config=self.config.align))
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
@@ -124,6 +128,20 @@ class _Analyser:
         return tuple(replace(s, raw_jitter_px=jitter.get(s.track_id, (None, None))[0],
                              smoothed_jitter_px=jitter.get(s.track_id, (None, None))[1])
                      for s in self.tracker.summaries())
+
+
+class _AlignedAnalyser(_Analyser):
+    """``--aligned``: every frame is one face crop; no detection, tracking or smoothing."""
+
+    def push(self, frame: Frame) -> list[_Work]:
+        h, w = frame.rgb.shape[:2]
+        with self.clock.timed("align"):
+            al = aligned_alignment(w, h, self.config.align.crop_size)
+            crops = self.ops.warp(frame.rgb, al.matrix[None], crop_size=al.crop_size)
+        return [_Work(frame=frame, alignments=(al,), crops=crops)]
+
+    def flush(self) -> list[_Work]:
+        return []
 
 
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
@@ -152,6 +170,9 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
+        if config.aligned:
+            return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
+                                                       config=config.paste))
         mats = np.stack([a.matrix for a in work.alignments])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops)
@@ -213,8 +234,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
-        detector = detector or _detector_for(ops, config)
-        analyser = _Analyser(config, detector, ops, clock)
+        detector = detector or (None if config.aligned else _detector_for(ops, config))
+        analyser = (_AlignedAnalyser if config.aligned else _Analyser)(config, detector, ops, clock)
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
@@ -294,8 +315,9 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if backend.device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
-    return CpuImageOps(paste_inplace=owns_frames)
+        return GpuImageOps(device=backend.device, kernels=config.model.kernels,
+                           interpolation=config.align.interpolation)
+    return CpuImageOps(paste_inplace=owns_frames, interpolation=config.align.interpolation)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
@@ -335,11 +357,12 @@ class Restorer:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
-        self.detector = detector or _detector_for(self.ops, config)
+        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
         self.clock = StageClock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
+        analyser = (_AlignedAnalyser if self.config.aligned else _Analyser)(self.config, self.detector,
+                                                                             self.ops, self.clock)
         pending: list[_Work] = []
 
         def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import PasteConfig
-from .align import crops_to_tensor, tensor_to_crops, warp_crops
+from .align import Interpolation, crops_to_tensor, tensor_to_crops, warp_crops
 from .paste import paste_faces
 
 
@@ -50,14 +50,15 @@ class CpuImageOps:
 
     device = "cpu"
 
-    def __init__(self, *, paste_inplace: bool = False) -> None:
+    def __init__(self, *, paste_inplace: bool = False, interpolation: Interpolation = "lanczos") -> None:
         self.paste_inplace = paste_inplace
+        self.interpolation = interpolation
 
     def upload(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb
 
     def warp(self, frame_rgb: np.ndarray, matrices: np.ndarray, *, crop_size: int) -> np.ndarray:
-        return warp_crops(frame_rgb, matrices, crop_size=crop_size)
+        return warp_crops(frame_rgb, matrices, crop_size=crop_size, interpolation=self.interpolation)
 
     def to_input(self, crops: np.ndarray) -> torch.Tensor:
         return crops_to_tensor(crops)
@@ -68,7 +69,7 @@ class CpuImageOps:
     def paste(self, frame_rgb: np.ndarray, restored: np.ndarray, matrices: np.ndarray, *,
               config: PasteConfig, originals: np.ndarray | None) -> np.ndarray:
         return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals,
-                           inplace=self.paste_inplace)
+                           inplace=self.paste_inplace, interpolation=self.interpolation)
 
     def to_host(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb
