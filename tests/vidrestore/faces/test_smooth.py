@@ -192,3 +192,16 @@ def test_real_detector_noise_above_1p7hz(detector_path) -> None:
     assert ratio <= 0.3
     assert abs(lag) <= 1.0 and abs(lag - lag_raw) <= 0.5
     assert err(rts) <= err(raw) and err(rts) <= 1.01 * err(poly)
+
+
+def test_warmup_reaches_the_whole_run_state() -> None:
+    """A run started ``warmup`` frames early gives the same landmarks (within 1e-3 px) as the whole run, so a
+    chunked runner can split the video there; a run started late does not."""
+    _, true, _ = talking_head_path(150)
+    raw = noisy(true, 1.0, 5)
+    whole, sm = _smooth_path(raw)
+    start = 100 - sm.warmup
+    late, _ = _smooth_path(raw[start:])
+    np.testing.assert_allclose(late[100 - start:], whole[100:], atol=1e-3)
+    cold, _ = _smooth_path(raw[95:])
+    assert np.abs(cold[5:10] - whole[100:105]).max() > 1e-2
