@@ -65,7 +65,7 @@ def test_center_and_track_ids() -> None:
 # ----------------------------------------------------------------------------------------- end to end
 LOSSLESS = EncodeConfig(codec="ffv1", crf=None, preset=None)
 CLIP = "edge/multi_face_group_zoompan.mp4"
-FRAMES = 6
+FRAMES = 4
 
 
 def _brighten(x: torch.Tensor) -> torch.Tensor:
