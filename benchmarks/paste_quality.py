@@ -2,7 +2,8 @@
 
     python -m benchmarks.paste_quality [--testdata ../shared/testdata] [--quick]
 
-1. Identity round trip (warp out to the 512 crop, paste back with the identity restorer; no encode) by face
+1. Identity round trip (warp out to the 512 crop, paste back with the identity restorer and the ``box`` mask, so
+   every pixel of the square is resampled; no encode) by face
    size: sharp photos scaled so the face box is 64/128/256/355/512 px, centred in a 512 x 512 frame (landmarks
    from the real detector on that frame), plus frames of the 512 x 512 test clips as they are. Whole-frame PSNR
    for bilinear (before), cubic and Lanczos-4 (after, the default). Also the time of one cv2 warp per kind.
@@ -44,9 +45,11 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def round_trip(frame: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
     from vidrestore.faces.align import similarity_from_landmarks, warp_crops
     from vidrestore.faces.paste import paste_faces
+    from vidrestore.config import PasteConfig
     m = similarity_from_landmarks(landmarks)[None]
-    return {k: round(_psnr(paste_faces(frame, warp_crops(frame, m, interpolation=k), m, interpolation=k), frame), 2)
-            for k in KINDS}
+    box = PasteConfig(mask="box")    # the whole square: every resampled pixel counts (the mask before masks)
+    return {k: round(_psnr(paste_faces(frame, warp_crops(frame, m, interpolation=k), m, config=box,
+                                       interpolation=k), frame), 2) for k in KINDS}
 
 
 def paste_by_size(testdata: Path) -> list[dict]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vidrestore.config import PasteConfig
 from vidrestore.faces.align import similarity_from_landmarks, tensor_to_crops, warp_crops
 from vidrestore.faces.detect import RetinaFaceDetector
 from vidrestore.faces.gpu_ops import GpuImageOps
@@ -56,12 +57,15 @@ def frame_355(testdata):
 def test_round_trip_of_a_355px_face_keeps_42_db(frame_355) -> None:
     frame, lm = frame_355
     m = similarity_from_landmarks(lm)[None]
-    got = {i: _psnr(paste_faces(frame, warp_crops(frame, m, interpolation=i), m, interpolation=i), frame)
-           for i in ("linear", "lanczos")}
-    default = _psnr(paste_faces(frame, warp_crops(frame, m), m), frame)
-    print(f"355-px face round trip: bilinear {got['linear']:.2f} dB, lanczos {got['lanczos']:.2f} dB")
+    box = PasteConfig(mask="box")                        # the whole square pasted: the most resampled pixels
+    got = {i: _psnr(paste_faces(frame, warp_crops(frame, m, interpolation=i), m, config=box, interpolation=i),
+                    frame) for i in ("linear", "lanczos")}
+    default = _psnr(paste_faces(frame, warp_crops(frame, m), m, config=box), frame)
+    face = _psnr(paste_faces(frame, warp_crops(frame, m), m), frame)          # default mask: the face only
+    print(f"355-px face round trip (box mask): bilinear {got['linear']:.2f} dB, lanczos {got['lanczos']:.2f} dB; "
+          f"default mask {face:.2f} dB")
     assert default == got["lanczos"]                     # Lanczos is the default
-    assert got["lanczos"] >= 42.0
+    assert got["lanczos"] >= 42.0 and face >= 42.0
     assert got["linear"] < 40.0                          # the frame is hard enough to tell them apart
 
 
@@ -78,7 +82,6 @@ def test_torch_path_matches_opencv_at_every_interpolation(frame_355, one_thread)
         diff = np.abs(got.astype(np.int16) - cpu.astype(np.int16))
         assert diff.max() <= tol and diff.mean() < 0.3, (interp, diff.max(), diff.mean())
         restored = np.ascontiguousarray(255 - cpu)
-        from vidrestore.config import PasteConfig
         exp = paste_faces(frame, restored, m, config=PasteConfig(), interpolation=interp)
         t = torch.from_numpy(restored).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         out = ops.to_host(ops.paste(frame, t, m, config=PasteConfig(), originals=None))
