@@ -21,9 +21,11 @@ import torch
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
 from .faces.align import alignments_for
+from .faces.aligned import aligned_alignment, whole_frame
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
 from .faces.parse import FaceParser
+from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
@@ -74,11 +76,16 @@ class _Analyser:
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
+        self.selector = FaceSelector(config=config.select)
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
 
     def push(self, frame: Frame) -> list[_Work]:
+        if self.config.aligned:             # --aligned: every frame is one face crop, no detection
+            al = aligned_alignment(frame.rgb.shape[1], frame.rgb.shape[0], self.config.align.crop_size)
+            crops = self.ops.warp(frame.rgb, al.matrix[None], crop_size=al.crop_size)
+            return [_Work(frame=frame, alignments=(al,), crops=crops)]
         self._chunk.append(frame)
         return self._run_chunk() if len(self._chunk) >= self._chunk_len else []
 
@@ -102,6 +109,7 @@ class _Analyser:
             faces = by_index.get(frame.index)
             with self.clock.timed("track"):
                 tracked = self.tracker.update(frame.index, faces)
+                self.selector.observe(frame.index, tracked, frame.rgb.shape[1], frame.rgb.shape[0])
             self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
             with self.clock.timed("smooth"):
                 final = self.smoother.push(frame.index, tracked)
@@ -113,7 +121,7 @@ class _Analyser:
         for index, tracked in final:
             frame, detected = self._held.pop(index)
             with self.clock.timed("align"):
-                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                aligns = tuple(alignments_for(self.selector.select(tracked), config=self.config.align))
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
@@ -159,6 +167,9 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
+        if config.aligned:
+            return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
+                                                       config=config.paste))
         mats = np.stack([a.matrix for a in work.alignments])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops, masks=work.masks)
@@ -197,9 +208,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
     built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
-    (default: built from ``config.paste``). Otherwise the backend is chosen at once (option errors are
-    raised before any thread starts) and built in the restore thread, so decode, detection, tracking
-    and alignment run while weights load, the ONNX export and the session build.
+    (default: built from ``config.paste``). Else the backend is chosen at once and built in the restore
+    thread: decode/detect/track/align run while weights load and the export/session are made.
     """
     from .backends.factory import plan_backend
     from .media.decode import VideoReader
@@ -212,18 +222,15 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
     try:
         plan = None if backend is not None else plan_backend(config.model, restorer=restorer)
-        if plan is not None:
-            backend_reason = plan.reason
-        device = backend.device if plan is None else plan.device
+        device, backend_reason = (backend.device, backend_reason) if plan is None else (plan.device, plan.reason)
         if device != "cpu":
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
-            reader = open_reader(input, config=config.decode, device=device,
-                                 kernels=config.model.kernels)
+            reader = open_reader(input, config=config.decode, device=device, kernels=config.model.kernels)
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(device, config, owns_frames=True)
-        detector = detector or _detector_for(ops, config)
+        detector = detector or (None if config.aligned else _detector_for(ops, config))
         parser = _parser_for(device, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = RunControl()
@@ -253,9 +260,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
 
         def restore() -> None:
             nonlocal backend
-            if plan is not None:   # built here: the other stages are already running
-                with clock.timed("backend build"):
-                    backend = plan.build()
+            with clock.timed("backend build"):   # built here: the other stages are already running
+                backend = backend if plan is None else plan.build()
             if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
                 backend.calibration_source = f"first faces of {input.name}"
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
@@ -311,12 +317,12 @@ def _image_ops_for(device: str, config: RestoreConfig, *, owns_frames: bool = Fa
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=device, kernels=config.model.kernels)
-    return CpuImageOps(paste_inplace=owns_frames)
+        return GpuImageOps(device=device, kernels=config.model.kernels,
+                           interpolation=config.align.interpolation)
+    return CpuImageOps(paste_inplace=owns_frames, interpolation=config.align.interpolation)
 
 
-def _parser_for(device: str, config: RestoreConfig,
-                given: FaceParser | None = None) -> FaceParser | None:
+def _parser_for(device: str, config: RestoreConfig, given: FaceParser | None = None) -> FaceParser | None:
     """The face parser of ``--mask parse`` (``given``, or one on the network's device), else None.
     Raises CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
     if config.paste.mask != "parse":
@@ -362,7 +368,7 @@ class Restorer:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
         self.ops = _image_ops_for(backend.device, config)
-        self.detector = detector or _detector_for(self.ops, config)
+        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
         self.parser = _parser_for(backend.device, config, parser)
         self.clock = StageClock()
 
