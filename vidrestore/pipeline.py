@@ -28,6 +28,7 @@ from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
+from .upscale.resize import upscaled_matrices
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class _Work:
     crops: object | None              # aligned crops in the ImageOps' format, None without faces
     restored: object | None = None    # restored crops, same format
     detected: int = 0                 # faces found (before the min-face filter)
+    source_size: tuple[int, int] | None = None  # (w, h) the alignments refer to, once frame is upscaled
 
 
 class _Analyser:
@@ -153,6 +155,9 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
         return work.frame
     with clock.timed("paste"):
         mats = np.stack([a.matrix for a in work.alignments])
+        if work.source_size is not None:   # paste straight into the upscaled frame: M -> M . diag(1/S)
+            h, w = work.frame.rgb.shape[:2]
+            mats = upscaled_matrices(mats, work.source_size, (w, h))
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops)
     return replace(work.frame, rgb=rgb)
@@ -177,6 +182,28 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
             for w in _restore_batch(pending, backend, ops, clock):
                 put(q_out, w, ctl)
             pending, faces = [], 0
+    put(q_out, END, ctl)
+
+
+def _upscale_loop(q_in: queue.Queue, q_out: queue.Queue, upscaler, clock: StageClock,
+                  ctl: RunControl) -> None:
+    """Upscale whole frames, ``upscaler.batch`` per call (whatever is ready, at least one)."""
+    done = False
+    while not done:
+        items = [get(q_in, ctl)]
+        while items[-1] is not END and len(items) < upscaler.batch:
+            nxt = get(q_in, ctl, block=False)
+            if nxt is None:
+                break
+            items.append(nxt)
+        if items[-1] is END:
+            items.pop()
+            done = True
+        with clock.timed("upscale"):
+            frames = upscaler.upscale([w.frame for w in items])
+        for w, f in zip(items, frames):
+            h, wd = w.frame.rgb.shape[:2]
+            put(q_out, replace(w, frame=f, source_size=(wd, h)), ctl)
     put(q_out, END, ctl)
 
 
@@ -215,10 +242,16 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
         analyser = _Analyser(config, detector, ops, clock)
+        upscaler = None
+        if config.upscale.active:
+            from .upscale.stage import FrameUpscaler, output_info
+            upscaler = FrameUpscaler(config.upscale, width=info.width, height=info.height, device=ops.device,
+                                     model=config.model)
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
         q_done: queue.Queue = queue.Queue(config.queue_size)
+        q_paste: queue.Queue = queue.Queue(config.queue_size) if upscaler else q_done
 
         def decode() -> None:
             it = iter(reader)
@@ -244,13 +277,18 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
+        if upscaler is not None:   # its own thread: upscales frame k while faces of frame k+1 restore
+            def upscale() -> None:
+                _upscale_loop(q_done, q_paste, upscaler, clock, ctl)
+            threads.append(start_worker(upscale, ctl))
         faces_per_frame: list[int] = []
         detected = 0
         written = 0
         try:
-            with VideoWriter(output, info=info, source=input, config=config.encode,
+            out_info = output_info(info, upscaler.plan.output_size) if upscaler else info
+            with VideoWriter(output, info=out_info, source=input, config=config.encode,
                              overwrite=config.overwrite) as writer:
-                while (work := get(q_done, ctl)) is not END:
+                while (work := get(q_paste, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
                         writer.write(replace(frame, rgb=ops.to_host(frame.rgb)))
@@ -285,7 +323,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn),
+        upscale=upscaler.plan.to_dict() if upscaler else None)
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,

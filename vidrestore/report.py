@@ -39,6 +39,7 @@ class Report:
     stage_seconds: dict[str, float]       # busy time per stage (threads overlap, so these can sum past wall)
     wall_seconds: float
     warnings: dict[str, int] = field(default_factory=dict)
+    upscale: dict[str, Any] | None = None   # --upscale: sizes, method, upsampler backend and why (UpscalePlan)
 
     @property
     def fps(self) -> float:
@@ -71,6 +72,11 @@ class Report:
              f"({self.backend.precision})"]
         if self.stage_seconds:
             s.append("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()))
+        if self.upscale:
+            u = self.upscale
+            s.append(f"upscale x{u['scale']:g}: {u['input_size'][0]}x{u['input_size'][1]} -> "
+                     f"{u['output_size'][0]}x{u['output_size'][1]} ({u['size_rule']}), {u['method']}"
+                     + (f" on {u['backend']}/{u['device']} ({u['reason']})" if u.get("backend") else ""))
         if self.warnings:
             s.append("warnings: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.warnings.items())))
         return s
