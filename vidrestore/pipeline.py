@@ -1,9 +1,9 @@
 """The only module that knows the stage order.
 
 decode -> detect (batched, every k-th frame) -> track -> smooth (look-ahead) -> align/warp
-       -> restore (faces of several frames in one batch) -> paste -> encode
+       -> restore (faces of several frames in one batch) [-> upscale, with --upscale] -> paste -> encode
 
-Four threads joined by bounded queues (decode | analyse | restore | paste+encode in the caller's
+Four threads (five with --upscale: the upsampler has its own) joined by bounded queues (decode | analyse | restore | paste+encode in the caller's
 thread), so decoding and encoding overlap the network and memory does not grow with video length.
 """
 from __future__ import annotations
@@ -185,28 +185,6 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
     put(q_out, END, ctl)
 
 
-def _upscale_loop(q_in: queue.Queue, q_out: queue.Queue, upscaler, clock: StageClock,
-                  ctl: RunControl) -> None:
-    """Upscale whole frames, ``upscaler.batch`` per call (whatever is ready, at least one)."""
-    done = False
-    while not done:
-        items = [get(q_in, ctl)]
-        while items[-1] is not END and len(items) < upscaler.batch:
-            nxt = get(q_in, ctl, block=False)
-            if nxt is None:
-                break
-            items.append(nxt)
-        if items[-1] is END:
-            items.pop()
-            done = True
-        with clock.timed("upscale"):
-            frames = upscaler.upscale([w.frame for w in items])
-        for w, f in zip(items, frames):
-            h, wd = w.frame.rgb.shape[:2]
-            put(q_out, replace(w, frame=f, source_size=(wd, h)), ctl)
-    put(q_out, END, ctl)
-
-
 def restore_video(input: str | Path, output: str | Path, config: RestoreConfig = RestoreConfig(),
                   restorer: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
                   progress: Callable[[Progress], None] | None = None,
@@ -244,7 +222,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         analyser = _Analyser(config, detector, ops, clock)
         upscaler = None
         if config.upscale.active:
-            from .upscale.stage import FrameUpscaler, output_info
+            from .upscale.stage import FrameUpscaler, output_info, upscale_loop
             upscaler = FrameUpscaler(config.upscale, width=info.width, height=info.height, device=ops.device,
                                      model=config.model)
         ctl = RunControl()
@@ -279,7 +257,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         if upscaler is not None:   # its own thread: upscales frame k while faces of frame k+1 restore
             def upscale() -> None:
-                _upscale_loop(q_done, q_paste, upscaler, clock, ctl)
+                upscale_loop(q_done, q_paste, upscaler, clock, ctl)
             threads.append(start_worker(upscale, ctl))
         faces_per_frame: list[int] = []
         detected = 0

@@ -13,12 +13,14 @@ resampled once.
 """
 from __future__ import annotations
 
+import queue
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
 from ..config import ModelConfig, UpscaleConfig
+from ..stages import END, RunControl, StageClock, get, put
 from ..types import Frame, VideoInfo
 from .resize import output_size, resize_rgb
 
@@ -135,6 +137,30 @@ class FrameUpscaler:
             img = img.cpu().numpy() if on_host else img.to(frames[0].rgb.device).contiguous()
             out.append(resize_rgb(img, self.plan.output_size, method="lanczos"))
         return out
+
+
+def upscale_loop(q_in: queue.Queue, q_out: queue.Queue, upscaler: FrameUpscaler, clock: StageClock,
+                 ctl: RunControl) -> None:
+    """The stage's thread: items with a ``frame`` (the pipeline's work items) in, the same items with
+    the upscaled frame and ``source_size`` (the size their alignments refer to) out; ``upscaler.batch``
+    frames per call (whatever is ready, at least one)."""
+    done = False
+    while not done:
+        items = [get(q_in, ctl)]
+        while items[-1] is not END and len(items) < upscaler.batch:
+            nxt = get(q_in, ctl, block=False)
+            if nxt is None:
+                break
+            items.append(nxt)
+        if items[-1] is END:
+            items.pop()
+            done = True
+        with clock.timed("upscale"):
+            frames = upscaler.upscale([w.frame for w in items])
+        for w, f in zip(items, frames):
+            h, wd = w.frame.rgb.shape[:2]
+            put(q_out, replace(w, frame=f, source_size=(wd, h)), ctl)
+    put(q_out, END, ctl)
 
 
 def _round(n: int, k: int) -> int:

@@ -88,10 +88,16 @@ def test_fixed_size_graph_is_rejected(tmp_path) -> None:
     assert any("fixed height" in p for p in check_upsampler_graph(proto))
 
 
-def test_cached_export_is_keyed_by_checkpoint(tmp_path, tiny_x2) -> None:
-    a = ensure_upsampler_onnx(tiny_x2, cache_dir=tmp_path)
-    assert ensure_upsampler_onnx(tiny_x2, cache_dir=tmp_path) == a and a.parent == tmp_path / "onnx"
-    assert ensure_upsampler_onnx(tiny_x2, cache_dir=tmp_path, fp16=True) != a
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("engines")
+
+
+def test_cached_export_is_keyed_by_checkpoint(cache, tiny_x2) -> None:
+    a = ensure_upsampler_onnx(tiny_x2, cache_dir=cache)
+    stamp = a.stat().st_mtime_ns
+    assert ensure_upsampler_onnx(tiny_x2, cache_dir=cache) == a and a.parent == cache / "onnx"
+    assert a.stat().st_mtime_ns == stamp                                  # reused, not exported again
 
 
 def test_auto_choice_follows_the_face_network_rule() -> None:
@@ -109,8 +115,8 @@ def test_auto_choice_follows_the_face_network_rule() -> None:
         upsampler_choice(ModelConfig(backend="tensorrt"), device="cuda", probe=CPU)
 
 
-def test_create_upsampler_on_cpu(tmp_path, tiny_x2) -> None:
-    net, info, reason = create_upsampler(tiny_x2, model=ModelConfig(cache_dir=tmp_path), device="cpu",
+def test_create_upsampler_on_cpu(cache, tiny_x2) -> None:
+    net, info, reason = create_upsampler(tiny_x2, model=ModelConfig(cache_dir=cache), device="cpu",
                                          window=64, max_batch=4, probe=CPU)
     assert isinstance(net, OnnxUpsampler) and (info.scale, info.align) == (2, 2) and "onnxruntime" in reason
     t, _, _ = create_upsampler(tiny_x2, model=ModelConfig(backend="torch"), device="cpu", window=64,
