@@ -345,6 +345,9 @@ class Restorer:
                  detector: FaceDetector | None = None,
                  backend: RestoreBackend | None = None) -> None:
         from .backends.factory import create_backend
+        if config.upscale.active:
+            from .errors import ConfigError
+            raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
         self.config = config
         if backend is None:
             backend, self.backend_reason = create_backend(config.model, restorer=restorer)
