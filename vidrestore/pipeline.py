@@ -23,6 +23,7 @@ from .config import RestoreConfig
 from .faces.align import alignments_for
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
+from .faces.parse import FaceParser
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
@@ -55,6 +56,7 @@ class _Work:
     alignments: tuple[Alignment, ...]
     crops: object | None              # aligned crops in the ImageOps' format, None without faces
     restored: object | None = None    # restored crops, same format
+    masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
     source_size: tuple[int, int] | None = None  # (w, h) the alignments refer to, once frame is upscaled
 
@@ -129,14 +131,19 @@ class _Analyser:
 
 
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
-                   clock: StageClock) -> list[_Work]:
-    """Restore the faces of several frames in one backend call."""
+                   clock: StageClock, parser: FaceParser | None = None) -> list[_Work]:
+    """Restore the faces of several frames in one backend call (and parse them, with a parser)."""
     with_faces = [w for w in items if w.crops is not None]
     if not with_faces:
         return items
     with clock.timed("restore"):
         x = torch.cat([ops.to_input(w.crops) for w in with_faces]).to(backend.device)
         y = backend.restore(x).to(ops.device)
+    masks = None
+    if parser is not None:
+        with clock.timed("parse"):
+            masks = parser.masks(y, [a.track_id for w in with_faces for a in w.alignments],
+                                 [w.frame.index for w in with_faces for _ in w.alignments])
     out, k = [], 0
     for w in items:
         if w.crops is None:
@@ -145,7 +152,7 @@ def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
             n = len(w.alignments)
             with clock.timed("restore"):
                 restored = ops.from_output(y[k:k + n])
-            out.append(replace(w, restored=restored))
+            out.append(replace(w, restored=restored, masks=None if masks is None else masks[k:k + n]))
             k += n
     return out
 
@@ -159,13 +166,13 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
             h, w = work.frame.rgb.shape[:2]
             mats = upscaled_matrices(mats, work.source_size, (w, h))
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
-                        originals=work.crops)
+                        originals=work.crops, masks=work.masks)
     return replace(work.frame, rgb=rgb)
 
 
 # ---------------------------------------------------------------------------------------------
 def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, ops: ImageOps,
-                  batch: int, clock: StageClock, ctl: RunControl) -> None:
+                  batch: int, clock: StageClock, ctl: RunControl, parser: FaceParser | None = None) -> None:
     """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
     analyser has nothing more right now."""
     pending: list[_Work] = []
@@ -179,7 +186,7 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
         if done or item is None or faces >= batch or (faces == 0 and pending):
-            for w in _restore_batch(pending, backend, ops, clock):
+            for w in _restore_batch(pending, backend, ops, clock, parser):
                 put(q_out, w, ctl)
             pending, faces = [], 0
     put(q_out, END, ctl)
@@ -190,11 +197,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                   progress: Callable[[Progress], None] | None = None,
                   detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None) -> Report:
+                  image_ops: ImageOps | None = None, parser: FaceParser | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``).
+    built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
+    (default: built from ``config.paste``).
     """
     from .backends.factory import create_backend
     from .media.decode import VideoReader
@@ -219,6 +227,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
+        parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
         upscaler = None
         if config.upscale.active:
@@ -252,7 +261,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             put(q_work, END, ctl)
 
         def restore() -> None:
-            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
+            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         if upscaler is not None:   # its own thread: upscales frame k while faces of frame k+1 restore
@@ -302,6 +311,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn),
+        paste_mask=config.paste.mask, color_match=config.paste.color_match,
         upscale=upscaler.plan.to_dict() if upscaler else None)
 
 
@@ -313,6 +323,15 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
         from .faces.gpu_ops import GpuImageOps
         return GpuImageOps(device=backend.device, kernels=config.model.kernels)
     return CpuImageOps(paste_inplace=owns_frames)
+
+
+def _parser_for(backend: RestoreBackend, config: RestoreConfig,
+                given: FaceParser | None = None) -> FaceParser | None:
+    """The face parser of ``--mask parse`` (``given``, or one on the network's device), else None.
+    Raises CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
+    if config.paste.mask != "parse":
+        return None
+    return given if given is not None else FaceParser(config=config.paste, device=backend.device)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
@@ -343,7 +362,8 @@ class Restorer:
     def __init__(self, config: RestoreConfig = RestoreConfig(), *,
                  restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  detector: FaceDetector | None = None,
-                 backend: RestoreBackend | None = None) -> None:
+                 backend: RestoreBackend | None = None,
+                 parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
         if config.upscale.active:
             from .errors import ConfigError
@@ -356,17 +376,20 @@ class Restorer:
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
         self.detector = detector or _detector_for(self.ops, config)
+        self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
+        if self.parser is not None:
+            self.parser.reset()
         pending: list[_Work] = []
 
         def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
             pending.extend(items)
             faces = sum(len(w.alignments) for w in pending if w.crops is not None)
             if final or faces >= self.backend.max_batch or (faces == 0 and pending):
-                for w in _restore_batch(pending, self.backend, self.ops, self.clock):
+                for w in _restore_batch(pending, self.backend, self.ops, self.clock, self.parser):
                     yield self.ops.to_host(_paste(w, self.config, self.ops, self.clock).rgb)
                 pending.clear()
 

@@ -1,4 +1,5 @@
-"""Known GFP-GAN weight releases, the local weights cache, and verified downloads.
+"""Known GFP-GAN weight releases (and the face parser of ``--mask parse``), the local weights cache,
+and verified downloads.
 
 Weights live in ``weights_home() / "weights"`` (``$VIDRESTORE_HOME`` or ``~/.cache/vidrestore``).
 Downloads go to a temporary file in that folder, are checked against the published size and
@@ -33,6 +34,7 @@ class WeightSpec:
     filename: str        # file name in the cache folder
     size: int | None     # bytes, None when unknown (then not checked)
     sha256: str | None   # lowercase hex digest, None when unknown (then not checked)
+    option: str = "--weights"   # the command-line option that takes a path instead
 
 
 KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
@@ -60,6 +62,7 @@ KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
         filename="RealESRGAN_x2plus.pth",
         size=67_061_725,
         sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+        option="--bg-weights",
     ),
     "RealESRGAN_x4plus": WeightSpec(
         name="RealESRGAN_x4plus",
@@ -67,6 +70,7 @@ KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
         filename="RealESRGAN_x4plus.pth",
         size=67_040_989,
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+        option="--bg-weights",
     ),
     "realesr-general-x4v3": WeightSpec(
         name="realesr-general-x4v3",
@@ -74,6 +78,18 @@ KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
         filename="realesr-general-x4v3.pth",
         size=4_885_111,
         sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        option="--bg-weights",
+    ),
+    # Face parsing for --mask parse (facexlib's ParseNet-512, what GFP-GAN's helper uses with use_parse).
+    # Size and SHA-256 as recorded independently by several projects that pin this file (model
+    # manifests, PKGBUILDs, download scripts), all agreeing; facexlib itself publishes neither.
+    "parsenet": WeightSpec(
+        name="parsenet",
+        url="https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
+        filename="parsing_parsenet.pth",
+        size=85_331_193,
+        sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+        option="--parse-weights",
     ),
 })
 
@@ -125,7 +141,7 @@ def resolve_weights(name_or_path: str, *, download: bool = True) -> Path:
     if not download:
         raise WeightsUnavailable(
             f"{spec.name} is not cached and downloading is disabled; fetch {spec.url} and save it as "
-            f"{cached}, or pass --weights PATH", path=cached)
+            f"{cached}, or pass {spec.option} PATH", path=cached)
     return download_weights(spec.name)
 
 
@@ -151,7 +167,7 @@ def download_weights(name: str, *, force: bool = False, progress: ProgressFn | N
     target = folder / spec.filename
     if target.is_file() and not force:
         return target
-    manual = f"download {spec.url} yourself and save it as {target}, or pass --weights PATH"
+    manual = f"download {spec.url} yourself and save it as {target}, or pass {spec.option} PATH"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
