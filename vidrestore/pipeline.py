@@ -3,8 +3,8 @@
 decode -> detect (batched, every k-th frame) -> track -> smooth (look-ahead) -> align/warp
        -> restore (faces of several frames in one batch) [-> upscale, with --upscale] -> paste -> encode
 
-Four threads (five with --upscale: the upsampler has its own) joined by bounded queues (decode | analyse | restore | paste+encode in the caller's
-thread), so decoding and encoding overlap the network and memory does not grow with video length.
+Four threads (five with --upscale: the upsampler's own) joined by bounded queues (decode | analyse |
+restore | paste+encode in the caller's thread), so decoding and encoding overlap the network and memory does not grow with video length.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import torch
 
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
+from .errors import ConfigError
 from .faces.align import alignments_for
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
@@ -29,7 +30,7 @@ from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
-from .upscale.resize import upscaled_matrices
+from .upscale.stage import FrameUpscaler, upscale_loop, upscaled_matrices
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,7 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     with clock.timed("paste"):
         mats = np.stack([a.matrix for a in work.alignments])
         if work.source_size is not None:   # paste straight into the upscaled frame: M -> M . diag(1/S)
-            h, w = work.frame.rgb.shape[:2]
-            mats = upscaled_matrices(mats, work.source_size, (w, h))
+            mats = upscaled_matrices(mats, work.source_size, work.frame.rgb.shape[1::-1])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops, masks=work.masks)
     return replace(work.frame, rgb=rgb)
@@ -229,11 +229,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         detector = detector or _detector_for(ops, config)
         parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
-        upscaler = None
-        if config.upscale.active:
-            from .upscale.stage import FrameUpscaler, output_info, upscale_loop
-            upscaler = FrameUpscaler(config.upscale, width=info.width, height=info.height, device=ops.device,
-                                     model=config.model)
+        upscaler = FrameUpscaler(config.upscale, width=info.width, height=info.height, device=ops.device,
+                                 model=config.model) if config.upscale.active else None
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
@@ -265,16 +262,13 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         if upscaler is not None:   # its own thread: upscales frame k while faces of frame k+1 restore
-            def upscale() -> None:
-                upscale_loop(q_done, q_paste, upscaler, clock, ctl)
-            threads.append(start_worker(upscale, ctl))
+            threads.append(start_worker(lambda: upscale_loop(q_done, q_paste, upscaler, clock, ctl), ctl))
         faces_per_frame: list[int] = []
         detected = 0
         written = 0
         try:
-            out_info = output_info(info, upscaler.plan.output_size) if upscaler else info
-            with VideoWriter(output, info=out_info, source=input, config=config.encode,
-                             overwrite=config.overwrite) as writer:
+            with VideoWriter(output, info=upscaler.output_info(info) if upscaler else info, source=input,
+                             config=config.encode, overwrite=config.overwrite) as writer:
                 while (work := get(q_paste, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
@@ -366,7 +360,6 @@ class Restorer:
                  parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
         if config.upscale.active:
-            from .errors import ConfigError
             raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
         self.config = config
         if backend is None:

@@ -22,7 +22,7 @@ import torch
 from ..config import ModelConfig, UpscaleConfig
 from ..stages import END, RunControl, StageClock, get, put
 from ..types import Frame, VideoInfo
-from .resize import output_size, resize_rgb
+from .resize import output_size, resize_rgb, upscaled_matrices  # noqa: F401 - re-exported for the pipeline
 
 AUTO_TILE = 384          # input pixels per tile side for --tile 0
 MAX_AUTO_PAD = 40        # overlap cap: >= SRVGGNetCompact's radius (34), so its tiles are exact
@@ -105,6 +105,9 @@ class FrameUpscaler:
                        precision=net.precision, reason=reason, tile=tile, tile_pad=_round(pad, info.align),
                        tiles_exact=tile == 0 or _round(pad, info.align) >= info.receptive_radius,
                        frames_per_call=self.frames_per_call)
+
+    def output_info(self, info: VideoInfo) -> VideoInfo:
+        return output_info(info, self.plan.output_size)
 
     @property
     def batch(self) -> int:
