@@ -54,8 +54,8 @@ KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
     ),
     # Real-ESRGAN background upsamplers (--bg-upsampler). The authors publish no checksums either; these
     # sizes and digests are the ones recorded independently by several projects that pin the release files
-    # (model managers, download scripts, licence audits), all agreeing. Checkpoint keys: 'params_ema'
-    # for the two RRDBNet files, 'params' for realesr-general-x4v3 (SRVGGNetCompact).
+    # (model managers, download scripts, licence audits), all agreeing. Checkpoint keys: 'params_ema' in
+    # RealESRGAN_x4plus, 'params' in realesr-general-x4v3 (x2plus: not recorded; the loader takes either).
     "RealESRGAN_x2plus": WeightSpec(
         name="RealESRGAN_x2plus",
         url="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth",
