@@ -60,6 +60,16 @@ def _restore_parser() -> argparse.ArgumentParser:
     f.add_argument("--parse-weights", default="parsenet",
                    help="face parser for --mask parse: 'parsenet' (downloaded on first use) or a .pth path")
     f.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength, 0 = off")
+    f.add_argument("--smoothing-method", default="rts", choices=["rts", "poly"],
+                   help="fixed-lag Kalman (RTS) smoother, or the earlier local polynomial fit")
+    f.add_argument("--interpolation", default="lanczos", choices=["linear", "cubic", "lanczos"],
+                   help="resampling of the warp to the crop and back (lanczos: sharpest)")
+    f.add_argument("--faces", default="all", choices=["all", "largest", "center"],
+                   help="restore every face, or per frame only the largest / most central track")
+    f.add_argument("--track-ids", default="",
+                   help="restore only these tracks, e.g. 1,4 (IDs as the report's tracks list them)")
+    f.add_argument("--aligned", action="store_true",
+                   help="input frames are aligned face crops: restore each whole frame, no detection")
     f.add_argument("--min-face", type=int, default=32, help="leave faces smaller than this (pixels)")
     f.add_argument("--detect-every", type=int, default=1, help="detect on every k-th frame")
     f.add_argument("--det-threshold", type=float, default=0.8, help="detector score threshold")
@@ -112,14 +122,25 @@ def _sub_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _track_ids(text: str) -> tuple[int, ...]:
+    """"1,4" -> (1, 4); "" -> ()."""
+    from .errors import ConfigError
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--track-ids must be comma-separated track IDs like 1,4, got {text!r}")
+    return tuple(sorted({int(p) for p in parts}))
+
+
 def _config_from(args: argparse.Namespace):
     from .config import (AlignConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
-                         RestoreConfig, SmoothConfig, TrackConfig, UpscaleConfig)
+                         RestoreConfig, SelectConfig, SmoothConfig, TrackConfig, UpscaleConfig)
     return RestoreConfig(
         detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold),
         track=TrackConfig(max_misses=args.max_misses),
-        smooth=SmoothConfig(strength=args.smoothing),
-        align=AlignConfig(min_face=args.min_face),
+        smooth=SmoothConfig(strength=args.smoothing, method=args.smoothing_method),
+        align=AlignConfig(min_face=args.min_face, interpolation=args.interpolation),
+        select=SelectConfig(faces=args.faces, track_ids=_track_ids(args.track_ids)),
+        aligned=args.aligned,
         paste=PasteConfig(strength=args.strength, mask=args.mask, mask_blur=args.mask_blur,
                           mask_erode=args.mask_erode, color_match=args.color_match,
                           parse_weights=args.parse_weights),

@@ -22,32 +22,17 @@ from .backends.base import RestoreBackend
 from .config import RestoreConfig
 from .errors import ConfigError
 from .faces.align import alignments_for
+from .faces.aligned import aligned_alignment, whole_frame
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
 from .faces.parse import FaceParser
+from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
-from .report import BackendInfo, Report, merge_warnings
+from .report import BackendInfo, Progress, Report, merge_warnings  # Progress: public here too
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
-from .upscale.stage import FrameUpscaler, upscale_loop, upscaled_matrices
-
-
-@dataclass(frozen=True)
-class Progress:
-    frames_done: int
-    frames_total: int | None      # an estimate from the container; None if unknown
-    elapsed_s: float
-
-    @property
-    def fps(self) -> float:
-        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        if not self.frames_total or self.fps <= 0:
-            return None
-        return max(self.frames_total - self.frames_done, 0) / self.fps
+from .upscale.stage import FrameUpscaler, upscaled_matrices
 
 
 @dataclass(frozen=True)
@@ -77,11 +62,16 @@ class _Analyser:
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
+        self.selector = FaceSelector(config=config.select)
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
 
     def push(self, frame: Frame) -> list[_Work]:
+        if self.config.aligned:             # --aligned: every frame is one face crop, no detection
+            al = aligned_alignment(frame.rgb.shape[1], frame.rgb.shape[0], self.config.align.crop_size)
+            crops = self.ops.warp(frame.rgb, al.matrix[None], crop_size=al.crop_size)
+            return [_Work(frame=frame, alignments=(al,), crops=crops)]
         self._chunk.append(frame)
         return self._run_chunk() if len(self._chunk) >= self._chunk_len else []
 
@@ -105,6 +95,7 @@ class _Analyser:
             faces = by_index.get(frame.index)
             with self.clock.timed("track"):
                 tracked = self.tracker.update(frame.index, faces)
+                self.selector.observe(frame.index, tracked, frame.rgb.shape[1], frame.rgb.shape[0])
             self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
             with self.clock.timed("smooth"):
                 final = self.smoother.push(frame.index, tracked)
@@ -116,7 +107,7 @@ class _Analyser:
         for index, tracked in final:
             frame, detected = self._held.pop(index)
             with self.clock.timed("align"):
-                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                aligns = tuple(alignments_for(self.selector.select(tracked), config=self.config.align))
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
@@ -162,6 +153,9 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
+        if config.aligned:
+            return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
+                                                       config=config.paste))
         mats = np.stack([a.matrix for a in work.alignments])
         if work.source_size is not None:   # paste straight into the upscaled frame: M -> M . diag(1/S)
             mats = upscaled_matrices(mats, work.source_size, work.frame.rgb.shape[1::-1])
@@ -226,16 +220,14 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
-        detector = detector or _detector_for(ops, config)
+        detector = detector or (None if config.aligned else _detector_for(ops, config))
         parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
-        upscaler = FrameUpscaler(config.upscale, width=info.width, height=info.height, device=ops.device,
-                                 model=config.model) if config.upscale.active else None
+        upscaler = FrameUpscaler.for_video(config, info, device=ops.device)   # None without --upscale
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
         q_done: queue.Queue = queue.Queue(config.queue_size)
-        q_paste: queue.Queue = queue.Queue(config.queue_size) if upscaler else q_done
 
         def decode() -> None:
             it = iter(reader)
@@ -261,8 +253,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
-        if upscaler is not None:   # its own thread: upscales frame k while faces of frame k+1 restore
-            threads.append(start_worker(lambda: upscale_loop(q_done, q_paste, upscaler, clock, ctl), ctl))
+        # restore -> upscale (its own thread: frame k upscales while faces of frame k+1 restore) -> paste
+        q_paste = upscaler.start(q_done, clock, ctl, threads) if upscaler else q_done
         faces_per_frame: list[int] = []
         detected = 0
         written = 0
@@ -315,8 +307,9 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if backend.device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
-    return CpuImageOps(paste_inplace=owns_frames)
+        return GpuImageOps(device=backend.device, kernels=config.model.kernels,
+                           interpolation=config.align.interpolation)
+    return CpuImageOps(paste_inplace=owns_frames, interpolation=config.align.interpolation)
 
 
 def _parser_for(backend: RestoreBackend, config: RestoreConfig,
@@ -368,7 +361,7 @@ class Restorer:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
-        self.detector = detector or _detector_for(self.ops, config)
+        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
         self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
 

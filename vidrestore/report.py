@@ -15,6 +15,25 @@ from .types import TrackSummary, VideoInfo
 
 
 @dataclass(frozen=True)
+class Progress:
+    """Handed to the ``progress`` callback of :func:`vidrestore.pipeline.restore_video` after each frame."""
+
+    frames_done: int
+    frames_total: int | None      # an estimate from the container; None if unknown
+    elapsed_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.frames_total or self.fps <= 0:
+            return None
+        return max(self.frames_total - self.frames_done, 0) / self.fps
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     name: str
     device: str

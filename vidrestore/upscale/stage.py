@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig, UpscaleConfig
-from ..stages import END, RunControl, StageClock, get, put
+from ..stages import END, RunControl, StageClock, get, put, start_worker
 from ..types import Frame, VideoInfo
 from .resize import output_size, resize_rgb, upscaled_matrices  # noqa: F401 - re-exported for the pipeline
 
@@ -105,6 +105,19 @@ class FrameUpscaler:
                        precision=net.precision, reason=reason, tile=tile, tile_pad=_round(pad, info.align),
                        tiles_exact=tile == 0 or _round(pad, info.align) >= info.receptive_radius,
                        frames_per_call=self.frames_per_call)
+
+    @classmethod
+    def for_video(cls, config, info: VideoInfo, *, device: str) -> FrameUpscaler | None:
+        """The stage for a RestoreConfig and the input's VideoInfo; None when nothing is to upscale."""
+        if not config.upscale.active:
+            return None
+        return cls(config.upscale, width=info.width, height=info.height, device=device, model=config.model)
+
+    def start(self, q_in: queue.Queue, clock: StageClock, ctl: RunControl, threads: list) -> queue.Queue:
+        """Start :func:`upscale_loop` in a worker thread (appended to ``threads``); returns its output queue."""
+        q_out: queue.Queue = queue.Queue(q_in.maxsize)
+        threads.append(start_worker(lambda: upscale_loop(q_in, q_out, self, clock, ctl), ctl))
+        return q_out
 
     def output_info(self, info: VideoInfo) -> VideoInfo:
         return output_info(info, self.plan.output_size)
