@@ -156,13 +156,14 @@ def _verify(spec: WeightSpec, path: Path, size: int, digest: str) -> None:
             f"was not kept", path=path)
 
 
-def download_weights(name: str, *, force: bool = False, progress: ProgressFn | None = None) -> Path:
-    """Download a known release into the cache (verified, atomic). Returns the cached path.
+def download_weights(name: str | WeightSpec, *, force: bool = False, progress: ProgressFn | None = None) -> Path:
+    """Download a known release (or any ``WeightSpec``, e.g. training's metric networks) into the
+    cache (verified, atomic). Returns the cached path.
 
     Raises WeightsUnavailable (offline, HTTP error, size/checksum mismatch) with the exact URL and
     target path to fetch by hand, and CheckpointError for an unknown name.
     """
-    spec = _spec(name)
+    spec = name if isinstance(name, WeightSpec) else _spec(name)
     folder = weights_dir()
     target = folder / spec.filename
     if target.is_file() and not force:
