@@ -179,3 +179,13 @@ def save_gfpgan(model_or_state_dict: nn.Module | Mapping[str, Tensor], path: str
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_checkpoint_state(path: str | os.PathLike[str], *, kind: str) -> dict[str, Tensor]:
+    """The state dict of another network's checkpoint in the authors' format (``params_ema``, else
+    ``params``), with the errors of :func:`load_gfpgan` naming ``kind`` instead of GFP-GAN."""
+    path = Path(path)
+    try:
+        return _read_state_dict(path)
+    except CheckpointError as err:
+        raise CheckpointError(err.message.replace("GFP-GAN", kind), path=path) from err
