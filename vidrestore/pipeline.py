@@ -11,9 +11,8 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
 from .stages import END, RunControl, StageClock, get, put, start_worker
-from .types import Alignment, Frame, TrackSummary
+from .types import Alignment, Frame, TrackedFace, TrackSummary
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,7 @@ class _Work:
     crops: object | None              # aligned crops in the ImageOps' format, None without faces
     restored: object | None = None    # restored crops, same format
     detected: int = 0                 # faces found (before the min-face filter)
+    faces: tuple[TrackedFace, ...] = ()  # the tracked faces the alignments were made from
 
 
 class _Analyser:
@@ -116,7 +116,8 @@ class _Analyser:
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
                     crops = self.ops.warp(frame.rgb, mats, crop_size=self.config.align.crop_size)
-            out.append(_Work(frame=frame, alignments=aligns, crops=crops, detected=detected))
+            out.append(_Work(frame=frame, alignments=aligns, crops=crops, detected=detected,
+                             faces=tuple(tracked)))
         return out
 
     def tracks(self) -> tuple[TrackSummary, ...]:
@@ -155,7 +156,32 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
         mats = np.stack([a.matrix for a in work.alignments])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops)
-    return replace(work.frame, rgb=rgb)
+        rgb_hi = work.frame.rgb_hi
+        if rgb_hi is not None:   # the same faces into the full-precision plane, at its precision
+            from .faces.paste import paste_faces_hi
+            originals = work.crops if work.crops is None or isinstance(work.crops, np.ndarray) \
+                else _host_crops(work.crops)
+            rgb_hi = paste_faces_hi(rgb_hi, _host_crops(work.restored), mats, config=config.paste,
+                                    originals=originals, inplace=getattr(ops, "paste_inplace", False))
+    return replace(work.frame, rgb=rgb, rgb_hi=rgb_hi)
+
+
+def _host_crops(crops: object) -> np.ndarray:
+    """Crops in any ImageOps format -> (K,S,S,3) uint8 on the host (GPU crops: (K,3,S,S) in [-1,1])."""
+    if isinstance(crops, np.ndarray):
+        return crops
+    from .faces.align import tensor_to_crops
+    return tensor_to_crops(crops.float().cpu())
+
+
+def _flush_due(pending: list[_Work], *, batch: int, idle: bool) -> bool:
+    """Whether the restore stage should run its pending frames now: when ``batch`` faces are waiting,
+    when none of them has a face (nothing to batch), or when no more input is ready (``idle``: the
+    stream ended, or the analyser has nothing right now)."""
+    if not pending:
+        return idle
+    faces = sum(len(w.alignments) for w in pending if w.crops is not None)
+    return idle or faces >= batch or faces == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +199,7 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
         elif item is not None:
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
-        if done or item is None or faces >= batch or (faces == 0 and pending):
+        if _flush_due(pending, batch=batch, idle=done or item is None):
             for w in _restore_batch(pending, backend, ops, clock):
                 put(q_out, w, ctl)
             pending, faces = [], 0
@@ -192,20 +218,21 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     built RestoreBackend (both override ``config.model``).
     """
     from .backends.factory import create_backend
-    from .media.decode import VideoReader
-    from .media.encode import VideoWriter, check_output_path
+    from .media.endpoints import check_target, is_file, open_reader as open_source, open_writer, probe_output
     from .media.nvdec import open_reader
 
+    in_spec, out_spec = input, output          # strings keep a sequence folder's trailing '/'
     input, output = Path(input), Path(output)
-    check_output_path(output, source=input, overwrite=config.overwrite)
+    check_target(out_spec, source=in_spec, encode=config.encode, overwrite=config.overwrite)
     t_start = time.perf_counter()
-    reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
+    # a broken input fails before the model loads
+    reader = open_source(in_spec, config=config.decode, output=out_spec, encode=config.encode)
     try:
         if backend is None:
             backend, backend_reason = create_backend(config.model, restorer=restorer)
         if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
             backend.calibration_source = f"first faces of {input.name}"
-        if backend.device != "cpu":
+        if backend.device != "cpu" and is_file(in_spec):
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
             reader = open_reader(input, config=config.decode, device=backend.device,
@@ -248,7 +275,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         detected = 0
         written = 0
         try:
-            with VideoWriter(output, info=info, source=input, config=config.encode,
+            with open_writer(out_spec, info=info, reader=reader, source=in_spec, config=config.encode,
                              overwrite=config.overwrite) as writer:
                 while (work := get(q_done, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
@@ -275,7 +302,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     finally:
         reader.close()
     restored = sum(faces_per_frame)
-    output_info = _probe_quietly(output)
+    output_info = probe_output(out_spec)
     return Report(
         input=info, output=output, output_info=output_info,
         backend=BackendInfo(backend.name, backend.device, backend.precision, backend.max_batch,
@@ -305,60 +332,10 @@ def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
     return RetinaFaceDetector(config=config.detect)
 
 
-def _probe_quietly(path: Path):
-    from .media.decode import probe
-    try:
-        return probe(path)
-    except Exception:
-        return None
-
-
-class Restorer:
-    """Restores faces in a stream of RGB frames, for video-editing tools and notebooks.
-
-    >>> r = Restorer(RestoreConfig())                      # doctest: +SKIP
-    >>> for out in r.restore_frames(frames): ...           # frames: iterable of (H,W,3) uint8 RGB
-
-    Frames come out in order, ``config.smooth.lookahead`` frames behind the input (the smoother's
-    look-ahead). Synchronous; uses the same stages as :func:`restore_video`.
-    """
-
-    def __init__(self, config: RestoreConfig = RestoreConfig(), *,
-                 restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 detector: FaceDetector | None = None,
-                 backend: RestoreBackend | None = None) -> None:
-        from .backends.factory import create_backend
-        self.config = config
-        if backend is None:
-            backend, self.backend_reason = create_backend(config.model, restorer=restorer)
-        else:
-            self.backend_reason = "backend passed by the caller"
-        self.backend = backend
-        self.ops = _image_ops_for(backend, config)
-        self.detector = detector or _detector_for(self.ops, config)
-        self.clock = StageClock()
-
-    def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
-        pending: list[_Work] = []
-
-        def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
-            pending.extend(items)
-            faces = sum(len(w.alignments) for w in pending if w.crops is not None)
-            if final or faces >= self.backend.max_batch or (faces == 0 and pending):
-                for w in _restore_batch(pending, self.backend, self.ops, self.clock):
-                    yield self.ops.to_host(_paste(w, self.config, self.ops, self.clock).rgb)
-                pending.clear()
-
-        for i, rgb in enumerate(frames):
-            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            if rgb.ndim != 3 or rgb.shape[2] != 3:
-                raise ValueError(f"frame {i}: expected (H,W,3) uint8 RGB, got shape {rgb.shape}")
-            frame = Frame(index=i, pts=i, time_base=_UNIT, rgb=self.ops.upload(rgb))
-            yield from drain(analyser.push(frame))
-        yield from drain(analyser.flush(), final=True)
-
-    __call__ = restore_frames
-
-
-_UNIT = Fraction(1, 1)
+def __getattr__(name: str):
+    """The frames API lives in :mod:`vidrestore.restorer`; ``from vidrestore.pipeline import Restorer``
+    keeps working."""
+    if name in ("Restorer", "FrameFaces", "FaceInfo"):
+        from . import restorer
+        return getattr(restorer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,6 +58,7 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
                 config: PasteConfig = PasteConfig(), originals: np.ndarray | None = None,
                 inplace: bool = False) -> np.ndarray:
     """Blend (K, S, S, 3) uint8 crops into a copy of the (H, W, 3) uint8 frame (or into it when ``inplace``).
+    uint16 / float32 frames: see :func:`paste_faces_hi`.
 
     ``matrices`` are the (K, 2, 3) frame->crop matrices used to cut the crops.
     """
@@ -84,6 +85,8 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
             crop = cv2.addWeighted(crop, config.strength, originals[k], 1.0 - config.strength, 0.0)
             alpha_scale = 1.0
         bw, bh = x1 - x0, y1 - y0
+        if out.dtype != np.uint8:                           # high-precision frame: crop at its scale
+            crop = crop.astype(np.float32) * _CROP_SCALE[out.dtype.type]
         warped = cv2.warpAffine(crop, inv, (bw, bh), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         alpha = cv2.warpAffine(mask, inv, (bw, bh), flags=cv2.INTER_LINEAR,
@@ -93,6 +96,24 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
         region = out[y0:y1, x0:x1]
         base = region.astype(np.float32)
         blended = base + alpha[..., None] * (warped.astype(np.float32) - base)
-        np.rint(blended, out=blended)
-        region[...] = blended.astype(np.uint8)               # values stay in [0, 255]: convex combination
+        if out.dtype != np.float32:
+            np.rint(blended, out=blended)
+        region[...] = blended.astype(out.dtype)              # stays in range: convex combination
     return out
+
+
+_CROP_SCALE = {np.uint16: 65535.0 / 255.0, np.float32: 1.0 / 255.0}
+
+
+def paste_faces_hi(frame_hi: np.ndarray, crops: np.ndarray, matrices: np.ndarray, *,
+                   config: PasteConfig = PasteConfig(), originals: np.ndarray | None = None,
+                   inplace: bool = False) -> np.ndarray:
+    """:func:`paste_faces` into a full-precision frame: (H, W, 3) uint16 (0..65535) or float32 (0..1).
+
+    The (K, S, S, 3) uint8 crops are scaled to the frame's range (x257 for uint16) and blended with
+    the same warp and mask as the 8-bit paste at float32 precision, then rounded once to the frame's
+    type; where the mask is zero the frame keeps its values exactly.
+    """
+    if frame_hi.dtype.type not in _CROP_SCALE:
+        raise ValueError(f"high-precision frames are uint16 or float32, got {frame_hi.dtype}")
+    return paste_faces(frame_hi, crops, matrices, config=config, originals=originals, inplace=inplace)
