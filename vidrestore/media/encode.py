@@ -68,6 +68,8 @@ _HIGH_PIX = {"libx264": "yuv420p10le", "libx265": "yuv420p{d}le", "libvpx-vp9": 
              "ffv1": "gbrp{d}le", "prores_ks": "yuv422p10le", "dnxhd": "yuv422p10le",
              "wrapped_avframe": "yuv444p{d}le", "rawvideo": "yuv444p{d}le"}
 
+_HIGH_ALPHA_PIX = {"ffv1": "gbrap{d}le", "prores_ks": "yuva444p10le"}
+
 
 def pix_bits(pix: str) -> int:
     """Bits per component of a pixel format (8 for 'yuv420p', 10 for 'yuv420p10le')."""
@@ -199,12 +201,13 @@ class VideoWriter:
             pix = "yuv444p"
         else:
             pix = "yuv420p"
-        if not cfg.pix_fmt and info.bit_depth > 8 and codec in _HIGH_PIX and not self._keep_alpha:
+        table = _HIGH_ALPHA_PIX if self._keep_alpha else _HIGH_PIX
+        if not cfg.pix_fmt and info.bit_depth > 8 and codec in table:
             depth = {9: 10, 11: 12, 13: 16, 14: 16, 15: 16}.get(info.bit_depth, min(info.bit_depth, 16))
-            high = _HIGH_PIX[codec].format(d=depth)
+            high = table[codec].format(d=depth)
             supported = av.Codec(codec, "w").video_formats
             if supported and high not in {f.name for f in supported}:
-                high = _HIGH_PIX[codec].format(d=10)
+                high = table[codec].format(d=10)
             if not supported or high in {f.name for f in supported}:
                 pix = high
         w, h = info.stored_width, info.stored_height
@@ -250,6 +253,8 @@ class VideoWriter:
         self._colour = self._colour_tags()
         if not self._rgb_out:
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = self._colour
+        else:   # RGB output: no matrix, but primaries and transfer still describe the pixels
+            cc.color_primaries, cc.color_trc = self._colour[2], self._colour[3]
         if self._k:
             stream.set_display_rotation(int(info.rotation))
         self._stream = stream
@@ -306,6 +311,7 @@ class VideoWriter:
         space, rng, prim, trc = self._colour
         if self._rgb_out:
             vf = vf.reformat(format=pix)
+            vf.color_primaries, vf.color_trc = prim, trc
         else:
             matrix = _MATRIX_IDS[self.info.decode_matrix or "bt709"]
             vf = vf.reformat(format=pix, dst_colorspace=matrix, src_color_range=2, dst_color_range=rng)
