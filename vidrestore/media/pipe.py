@@ -125,7 +125,7 @@ class PipeWriter(VideoWriter):
         if format not in PIPE_FORMATS:
             raise OutputError(f"cannot stream format '{format}' to a pipe (use -f "
                               f"{'|'.join(('y4m', 'nut', 'matroska', 'mpegts'))})", path=_STDOUT_NAME)
-        self.path = Path(STDIO)
+        self.path = Path(_STDOUT_NAME)   # what error messages name
         self._ext = ""
         self._tmp = None
         # a pipe format has no rotation tag: frames go out upright
@@ -137,9 +137,12 @@ class PipeWriter(VideoWriter):
             config = replace(config, codec="wrapped_avframe", pix_fmt=config.pix_fmt or _y4m_pix(info))
             rate = info.avg_rate or Fraction(25)
             info = replace(info, time_base=1 / Fraction(rate))
-        self._init_state(info, config, audio_from if fmt != "yuv4mpegpipe" else None)
+        y4m_audio = fmt == "yuv4mpegpipe" and bool(info.audio) and config.copy_audio
+        if fmt == "yuv4mpegpipe":
+            config = replace(config, copy_audio=False)
+        self._init_state(info, config, audio_from)
         self._format = fmt
-        if fmt == "yuv4mpegpipe" and info.audio and config.copy_audio:
+        if y4m_audio:
             self.stats.warn("audio dropped (y4m carries video only)")
         if source is not None and is_stdio(source):
             source = None
