@@ -108,3 +108,17 @@ def test_rejects_bad_frames(restorer):
     with pytest.raises(ValueError, match="dtype"):
         restorer.push(np.zeros((10, 10, 3), np.int32))
     restorer.reset()
+
+
+def test_one_flush_rule_for_the_video_loop_and_the_frames_api():
+    from vidrestore.pipeline import _flush_due, _Work
+    from vidrestore.types import Frame
+
+    def work(faces):
+        f = Frame(index=0, pts=0, time_base=1, rgb=np.zeros((4, 4, 3), np.uint8))
+        return _Work(frame=f, alignments=(None,) * faces, crops=object() if faces else None)
+    assert not _flush_due([], batch=4, idle=False) and _flush_due([], batch=4, idle=True)
+    assert not _flush_due([work(1), work(2)], batch=4, idle=False)      # wait for a full batch
+    assert _flush_due([work(1), work(3)], batch=4, idle=False)          # full
+    assert _flush_due([work(0)], batch=4, idle=False)                   # nothing to batch
+    assert _flush_due([work(1)], batch=4, idle=True)                    # nothing more coming now
