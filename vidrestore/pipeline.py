@@ -232,7 +232,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             backend, backend_reason = create_backend(config.model, restorer=restorer)
         if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
             backend.calibration_source = f"first faces of {input.name}"
-        if backend.device != "cpu" and is_file(in_spec):
+        if backend.device != "cpu" and is_file(in_spec) and not (
+                config.decode.full_depth and reader.info.bit_depth > 8):   # NVDEC frames are 8-bit
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
             reader = open_reader(input, config=config.decode, device=backend.device,

@@ -8,6 +8,7 @@ from fractions import Fraction
 import av
 import cv2
 import numpy as np
+import pytest
 
 from vidrestore.config import EncodeConfig, ModelConfig, RestoreConfig
 from vidrestore.media.decode import VideoReader, frame_to_rgb48
@@ -48,10 +49,17 @@ def _rgb48_frames(path):
         return [frame_to_rgb48(f, want_alpha=False)[0] for f in c.decode(video=0)], c.streams.video[0].codec_context.pix_fmt
 
 
-def test_10bit_gradient_round_trip_keeps_10_bits_outside_the_face(testdata, tmp_path):
+@pytest.mark.parametrize("ops", ["cpu", "gpu-ops-on-cpu"])
+def test_10bit_gradient_round_trip_keeps_10_bits_outside_the_face(testdata, tmp_path, ops):
+    """``gpu-ops-on-cpu``: the GPU image path (torch crops, host-side 16-bit paste) run on CPU tensors."""
     src, out = tmp_path / "grad10.mkv", tmp_path / "out.mkv"
     fx0, fy0, fx1, fy1 = _gradient_clip(src, testdata / "images/gfpgan_cropped_Adele_512.png")
-    rep = restore_video(src, out, identity(encode=EncodeConfig(codec="ffv1", crf=None, preset=None)))
+    image_ops = None
+    if ops != "cpu":
+        from vidrestore.faces.gpu_ops import GpuImageOps
+        image_ops = GpuImageOps(device="cpu", kernels="torch")
+    rep = restore_video(src, out, identity(encode=EncodeConfig(codec="ffv1", crf=None, preset=None)),
+                        image_ops=image_ops)
     assert rep.faces_restored == rep.frames_written == 4
     ins, _ = _rgb48_frames(src)
     outs, pix = _rgb48_frames(out)
