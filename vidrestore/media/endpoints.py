@@ -6,10 +6,11 @@ The pipeline opens its reader and writer here and never asks which kind it got: 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..config import DecodeConfig, EncodeConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..types import VideoInfo
 from .pipe import PIPE_FORMATS, PipeReader, PipeWriter, is_stdio
 from .sequence import (SequenceReader, SequenceWriter, check_sequence_output, is_sequence_input,
@@ -50,6 +51,9 @@ def check_target(output: str | Path, *, source: str | Path, encode: EncodeConfig
             raise ConfigError("'-o -' needs -f y4m|nut|matroska|mpegts (the stream's format)")
         if encode.format not in PIPE_FORMATS:
             raise ConfigError(f"-f {encode.format}: use y4m, nut, matroska or mpegts")
+        if os.isatty(1):
+            raise OutputError("standard output is a terminal; pipe it into another program",
+                              path="<stdout>")
         return
     if is_sequence_output(output):
         check_sequence_output(output, source=source, overwrite=overwrite)
