@@ -20,8 +20,11 @@ import torch
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
 from .faces.align import alignments_for
+from .faces.aligned import aligned_alignment, whole_frame
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
+from .faces.parse import FaceParser
+from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
@@ -53,6 +56,7 @@ class _Work:
     alignments: tuple[Alignment, ...]
     crops: object | None              # aligned crops in the ImageOps' format, None without faces
     restored: object | None = None    # restored crops, same format
+    masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
     faces: tuple[TrackedFace, ...] = ()  # the tracked faces the alignments were made from
 
@@ -72,11 +76,16 @@ class _Analyser:
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
+        self.selector = FaceSelector(config=config.select)
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
 
     def push(self, frame: Frame) -> list[_Work]:
+        if self.config.aligned:             # --aligned: every frame is one face crop, no detection
+            al = aligned_alignment(frame.rgb.shape[1], frame.rgb.shape[0], self.config.align.crop_size)
+            crops = self.ops.warp(frame.rgb, al.matrix[None], crop_size=al.crop_size)
+            return [_Work(frame=frame, alignments=(al,), crops=crops)]
         self._chunk.append(frame)
         return self._run_chunk() if len(self._chunk) >= self._chunk_len else []
 
@@ -100,6 +109,7 @@ class _Analyser:
             faces = by_index.get(frame.index)
             with self.clock.timed("track"):
                 tracked = self.tracker.update(frame.index, faces)
+                self.selector.observe(frame.index, tracked, frame.rgb.shape[1], frame.rgb.shape[0])
             self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
             with self.clock.timed("smooth"):
                 final = self.smoother.push(frame.index, tracked)
@@ -111,7 +121,7 @@ class _Analyser:
         for index, tracked in final:
             frame, detected = self._held.pop(index)
             with self.clock.timed("align"):
-                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                aligns = tuple(alignments_for(self.selector.select(tracked), config=self.config.align))
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
@@ -128,14 +138,19 @@ class _Analyser:
 
 
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
-                   clock: StageClock) -> list[_Work]:
-    """Restore the faces of several frames in one backend call."""
+                   clock: StageClock, parser: FaceParser | None = None) -> list[_Work]:
+    """Restore the faces of several frames in one backend call (and parse them, with a parser)."""
     with_faces = [w for w in items if w.crops is not None]
     if not with_faces:
         return items
     with clock.timed("restore"):
         x = torch.cat([ops.to_input(w.crops) for w in with_faces]).to(backend.device)
         y = backend.restore(x).to(ops.device)
+    masks = None
+    if parser is not None:
+        with clock.timed("parse"):
+            masks = parser.masks(y, [a.track_id for w in with_faces for a in w.alignments],
+                                 [w.frame.index for w in with_faces for _ in w.alignments])
     out, k = [], 0
     for w in items:
         if w.crops is None:
@@ -144,7 +159,7 @@ def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
             n = len(w.alignments)
             with clock.timed("restore"):
                 restored = ops.from_output(y[k:k + n])
-            out.append(replace(w, restored=restored))
+            out.append(replace(w, restored=restored, masks=None if masks is None else masks[k:k + n]))
             k += n
     return out
 
@@ -153,40 +168,31 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
+        if config.aligned:
+            return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
+                                                       config=config.paste), rgb_hi=None)
         mats = np.stack([a.matrix for a in work.alignments])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
-                        originals=work.crops)
+                        originals=work.crops, masks=work.masks)
         rgb_hi = work.frame.rgb_hi
         if rgb_hi is not None:   # the same faces into the full-precision plane, at its precision
             from .faces.paste import paste_faces_hi
-            originals = work.crops if work.crops is None or isinstance(work.crops, np.ndarray) \
-                else _host_crops(work.crops)
-            rgb_hi = paste_faces_hi(rgb_hi, _host_crops(work.restored), mats, config=config.paste,
-                                    originals=originals, inplace=getattr(ops, "paste_inplace", False))
+            rgb_hi = paste_faces_hi(rgb_hi, work.restored, mats, config=config.paste, originals=work.crops,
+                                    masks=work.masks, inplace=getattr(ops, "paste_inplace", False),
+                                    interpolation=getattr(ops, "interpolation", "lanczos"))
     return replace(work.frame, rgb=rgb, rgb_hi=rgb_hi)
 
 
-def _host_crops(crops: object) -> np.ndarray:
-    """Crops in any ImageOps format -> (K,S,S,3) uint8 on the host (GPU crops: (K,3,S,S) in [-1,1])."""
-    if isinstance(crops, np.ndarray):
-        return crops
-    from .faces.align import tensor_to_crops
-    return tensor_to_crops(crops.float().cpu())
-
-
 def _flush_due(pending: list[_Work], *, batch: int, idle: bool) -> bool:
-    """Whether the restore stage should run its pending frames now: when ``batch`` faces are waiting,
-    when none of them has a face (nothing to batch), or when no more input is ready (``idle``: the
-    stream ended, or the analyser has nothing right now)."""
-    if not pending:
-        return idle
+    """Run the pending frames now? When ``batch`` faces wait, when none has a face, or when no more
+    input is ready (``idle``: end of stream, or the analyser has nothing right now)."""
     faces = sum(len(w.alignments) for w in pending if w.crops is not None)
-    return idle or faces >= batch or faces == 0
+    return idle or (bool(pending) and (faces >= batch or faces == 0))
 
 
 # ---------------------------------------------------------------------------------------------
 def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, ops: ImageOps,
-                  batch: int, clock: StageClock, ctl: RunControl) -> None:
+                  batch: int, clock: StageClock, ctl: RunControl, parser: FaceParser | None = None) -> None:
     """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
     analyser has nothing more right now."""
     pending: list[_Work] = []
@@ -200,7 +206,7 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
         if _flush_due(pending, batch=batch, idle=done or item is None):
-            for w in _restore_batch(pending, backend, ops, clock):
+            for w in _restore_batch(pending, backend, ops, clock, parser):
                 put(q_out, w, ctl)
             pending, faces = [], 0
     put(q_out, END, ctl)
@@ -211,11 +217,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                   progress: Callable[[Progress], None] | None = None,
                   detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None) -> Report:
+                  image_ops: ImageOps | None = None, parser: FaceParser | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``).
+    built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
+    (default: built from ``config.paste``).
     """
     from .backends.factory import create_backend
     from .media.endpoints import check_target, is_file, open_reader as open_source, open_writer, probe_output
@@ -241,7 +248,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
-        detector = detector or _detector_for(ops, config)
+        detector = detector or (None if config.aligned else _detector_for(ops, config))
+        parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
@@ -269,7 +277,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             put(q_work, END, ctl)
 
         def restore() -> None:
-            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
+            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         faces_per_frame: list[int] = []
@@ -313,7 +321,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn),
+        paste_mask=config.paste.mask, color_match=config.paste.color_match)
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
@@ -322,8 +331,18 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if backend.device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
-    return CpuImageOps(paste_inplace=owns_frames)
+        return GpuImageOps(device=backend.device, kernels=config.model.kernels,
+                           interpolation=config.align.interpolation)
+    return CpuImageOps(paste_inplace=owns_frames, interpolation=config.align.interpolation)
+
+
+def _parser_for(backend: RestoreBackend, config: RestoreConfig,
+                given: FaceParser | None = None) -> FaceParser | None:
+    """The face parser of ``--mask parse`` (``given``, or one on the network's device), else None.
+    Raises CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
+    if config.paste.mask != "parse":
+        return None
+    return given if given is not None else FaceParser(config=config.paste, device=backend.device)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:

@@ -26,8 +26,9 @@ import torch
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
 from .faces.detect import FaceDetector
-from .pipeline import (_Analyser, _detector_for, _flush_due, _image_ops_for, _paste, _restore_batch,
-                       _Work)
+from .faces.parse import FaceParser
+from .pipeline import (_Analyser, _detector_for, _flush_due, _image_ops_for, _parser_for, _paste,
+                       _restore_batch, _Work)
 from .stages import StageClock
 from .types import Frame
 
@@ -98,6 +99,7 @@ class Restorer:
                  restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  detector: FaceDetector | None = None,
                  backend: RestoreBackend | None = None,
+                 parser: FaceParser | None = None,
                  on_faces: Callable[[FrameFaces], None] | None = None) -> None:
         from .backends.factory import create_backend
         self.config = config
@@ -107,7 +109,8 @@ class Restorer:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
-        self.detector = detector or _detector_for(self.ops, config)
+        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
+        self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
         self.on_faces = on_faces
         self.reset()
@@ -116,6 +119,8 @@ class Restorer:
         """Start a new shot: tracks, track IDs and smoothing start over; frames pushed and not yet
         returned are dropped (call :meth:`flush` first to get them)."""
         self._analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
+        if self.parser is not None:
+            self.parser.reset()
         self._pending: list[_Work] = []
         self._kinds: dict[int, _Kind] = {}
         self._next = 0
@@ -156,7 +161,7 @@ class Restorer:
         self._pending.extend(items)
         if not _flush_due(self._pending, batch=self.backend.max_batch, idle=final):
             return []
-        done = _restore_batch(self._pending, self.backend, self.ops, self.clock)
+        done = _restore_batch(self._pending, self.backend, self.ops, self.clock, self.parser)
         self._pending = []
         out = []
         for w in done:
