@@ -25,6 +25,7 @@ import torch
 
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
+from .errors import ConfigError
 from .faces.detect import FaceDetector
 from .faces.parse import FaceParser
 from .pipeline import (_Analyser, _detector_for, _flush_due, _image_ops_for, _parser_for, _paste,
@@ -102,6 +103,8 @@ class Restorer:
                  parser: FaceParser | None = None,
                  on_faces: Callable[[FrameFaces], None] | None = None) -> None:
         from .backends.factory import create_backend
+        if config.upscale.active:
+            raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
         self.config = config
         if backend is None:
             backend, self.backend_reason = create_backend(config.model, restorer=restorer)
