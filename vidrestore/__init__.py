@@ -12,7 +12,7 @@ __all__ = ["restore_video", "Restorer", "RestoreConfig", "Report", "load_gfpgan"
 
 _LAZY = {
     "restore_video": "vidrestore.pipeline",
-    "Restorer": "vidrestore.pipeline",
+    "Restorer": "vidrestore.restorer",
     "Report": "vidrestore.report",
     "RestoreConfig": "vidrestore.config",
     "load_gfpgan": "vidrestore.models",
@@ -21,7 +21,8 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RestoreConfig
     from .models import load_gfpgan
-    from .pipeline import Restorer, restore_video
+    from .pipeline import restore_video
+    from .restorer import Restorer
     from .report import Report
 
 

@@ -25,8 +25,11 @@ def _restore_parser() -> argparse.ArgumentParser:
         description="Restore every face in a video with GFP-GAN, keeping length, timestamps, "
                     "rotation and audio. Sub-commands: 'vidrestore weights --help', "
                     "'vidrestore engines --help'.")
-    p.add_argument("input", type=Path, help="input video or image")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output video or image")
+    p.add_argument("input", help="input video or image, '-' (standard input), or an image sequence: "
+                                 "'frames/%%06d.png', a folder, or a quoted glob")
+    p.add_argument("-o", "--output", required=True,
+                   help="output video or image, '-' (standard output, with -f), or an image sequence: "
+                        "'out/%%06d.png' or a folder ending in '/'")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
     m = p.add_argument_group("model")
     m.add_argument("--weights", default="GFPGANv1.4",
@@ -88,9 +91,16 @@ def _restore_parser() -> argparse.ArgumentParser:
                    help="tile overlap (default: the network's receptive radius, at most 40)")
     u.add_argument("--bg-batch", type=int, default=0, help="frames per upsampler call (default 1 CPU, 4 GPU)")
     e = p.add_argument_group("encoding")
-    e.add_argument("--codec", default="libx264", help="video encoder (libx264, libx265, ffv1, ...)")
+    e.add_argument("--codec", default="libx264",
+                   help="video encoder (libx264, libx265, ffv1, prores_ks, ...) or an intermediate: "
+                        "prores_hq, prores_4444, dnxhr_hq, dnxhr_hqx, dnxhr_444")
     e.add_argument("--crf", type=float, default=18.0, help="quality for x264/x265 (0 = lossless)")
     e.add_argument("--preset", default="medium", help="encoder preset")
+    e.add_argument("--pix-fmt", default=None,
+                   help="output pixel format (e.g. yuv422p10le); default from codec and source depth")
+    e.add_argument("-f", "--format", default=None, choices=["y4m", "nut", "matroska", "mpegts"],
+                   help="stream format for '-o -'")
+    e.add_argument("--fps", type=float, default=25.0, help="frame rate of an image-sequence input")
     o = p.add_argument_group("output")
     o.add_argument("--report", type=Path, help="write the run report as JSON")
     o.add_argument("--progress", action="store_true", help="show progress even when not a terminal")
@@ -132,7 +142,7 @@ def _track_ids(text: str) -> tuple[int, ...]:
 
 
 def _config_from(args: argparse.Namespace):
-    from .config import (AlignConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
+    from .config import (AlignConfig, DecodeConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
                          RestoreConfig, SelectConfig, SmoothConfig, TrackConfig, UpscaleConfig)
     return RestoreConfig(
         detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold),
@@ -144,7 +154,9 @@ def _config_from(args: argparse.Namespace):
         paste=PasteConfig(strength=args.strength, mask=args.mask, mask_blur=args.mask_blur,
                           mask_erode=args.mask_erode, color_match=args.color_match,
                           parse_weights=args.parse_weights),
-        encode=EncodeConfig(codec=args.codec, crf=args.crf, preset=args.preset),
+        encode=EncodeConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
+                            format=args.format),
+        decode=DecodeConfig(fps=args.fps),
         model=ModelConfig(weights=args.weights, backend=args.backend, device=args.device,
                           precision=args.precision, batch=args.batch, restorer=args.restorer,
                           threads=args.threads, kernels=args.kernels),

@@ -43,8 +43,11 @@ class DecodeConfig:
     # drops frames around a damaged packet (truncated_60pct_faststart.mp4: 65 instead of 67 frames, no
     # error raised), so the default is slice threading, which reports and skips exactly the bad packet.
     frame_threads: bool = False
+    full_depth: bool = True          # >8-bit sources also keep a uint16 plane (Frame.rgb_hi)
+    fps: float = 25.0                # frame rate given to image sequences (--fps)
 
     def __post_init__(self) -> None:
+        _check(self.fps > 0, "--fps must be > 0")
         _check(self.max_corrupt_packets >= 0, "max_corrupt_packets must be >= 0")
 
 
@@ -146,6 +149,7 @@ class EncodeConfig:
     pix_fmt: str | None = None       # None = chosen from codec and source
     threads: int = 0
     copy_audio: bool = True
+    format: str | None = None        # container for "-o -" (y4m, nut, matroska, mpegts); -f
 
     def __post_init__(self) -> None:
         _check(self.crf is None or 0 <= self.crf <= 63, "--crf must be in [0, 63]")

@@ -11,9 +11,8 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Progress, Report, merge_warnings  # Progress: public here too
 from .stages import END, RunControl, StageClock, get, put, start_worker
-from .types import Alignment, Frame, TrackSummary
+from .types import Alignment, Frame, TrackedFace, TrackSummary
 from .upscale.stage import FrameUpscaler, upscaled_matrices
 
 
@@ -44,6 +43,7 @@ class _Work:
     restored: object | None = None    # restored crops, same format
     masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
+    faces: tuple[TrackedFace, ...] = ()  # the tracked faces the alignments were made from
     source_size: tuple[int, int] | None = None  # (w, h) the alignments refer to, once frame is upscaled
 
 
@@ -112,7 +112,8 @@ class _Analyser:
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
                     crops = self.ops.warp(frame.rgb, mats, crop_size=self.config.align.crop_size)
-            out.append(_Work(frame=frame, alignments=aligns, crops=crops, detected=detected))
+            out.append(_Work(frame=frame, alignments=aligns, crops=crops, detected=detected,
+                             faces=tuple(tracked)))
         return out
 
     def tracks(self) -> tuple[TrackSummary, ...]:
@@ -155,13 +156,26 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     with clock.timed("paste"):
         if config.aligned:
             return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
-                                                       config=config.paste))
+                                                       config=config.paste), rgb_hi=None)
         mats = np.stack([a.matrix for a in work.alignments])
         if work.source_size is not None:   # paste straight into the upscaled frame: M -> M . diag(1/S)
             mats = upscaled_matrices(mats, work.source_size, work.frame.rgb.shape[1::-1])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops, masks=work.masks)
-    return replace(work.frame, rgb=rgb)
+        rgb_hi = work.frame.rgb_hi
+        if rgb_hi is not None:   # the same faces into the full-precision plane, at its precision
+            from .faces.paste import paste_faces_hi
+            rgb_hi = paste_faces_hi(rgb_hi, work.restored, mats, config=config.paste, originals=work.crops,
+                                    masks=work.masks, inplace=getattr(ops, "paste_inplace", False),
+                                    interpolation=getattr(ops, "interpolation", "lanczos"))
+    return replace(work.frame, rgb=rgb, rgb_hi=rgb_hi)
+
+
+def _flush_due(pending: list[_Work], *, batch: int, idle: bool) -> bool:
+    """Run the pending frames now? When ``batch`` faces wait, when none has a face, or when no more
+    input is ready (``idle``: end of stream, or the analyser has nothing right now)."""
+    faces = sum(len(w.alignments) for w in pending if w.crops is not None)
+    return idle or (bool(pending) and (faces >= batch or faces == 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +193,7 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
         elif item is not None:
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
-        if done or item is None or faces >= batch or (faces == 0 and pending):
+        if _flush_due(pending, batch=batch, idle=done or item is None):
             for w in _restore_batch(pending, backend, ops, clock, parser):
                 put(q_out, w, ctl)
             pending, faces = [], 0
@@ -200,18 +214,20 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     thread: decode/detect/track/align run while weights load and the export/session are made.
     """
     from .backends.factory import plan_backend
-    from .media.decode import VideoReader
-    from .media.encode import VideoWriter, check_output_path
+    from .media.endpoints import check_target, is_file, open_reader as open_source, open_writer, probe_output
     from .media.nvdec import open_reader
 
+    in_spec, out_spec = input, output          # strings keep a sequence folder's trailing '/'
     input, output = Path(input), Path(output)
-    check_output_path(output, source=input, overwrite=config.overwrite)
+    check_target(out_spec, source=in_spec, encode=config.encode, overwrite=config.overwrite)
     t_start = time.perf_counter()
-    reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
+    # a broken input fails before the model loads
+    reader = open_source(in_spec, config=config.decode, output=out_spec, encode=config.encode)
     try:
         plan = None if backend is not None else plan_backend(config.model, restorer=restorer)
         device, backend_reason = (backend.device, backend_reason) if plan is None else (plan.device, plan.reason)
-        if device != "cpu":
+        if device != "cpu" and is_file(in_spec) and not (
+                config.decode.full_depth and reader.info.bit_depth > 8):   # NVDEC frames are 8-bit
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
             reader = open_reader(input, config=config.decode, device=device, kernels=config.model.kernels)
@@ -232,6 +248,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             while True:
                 with clock.timed("decode"):
                     frame = next(it, None)
+                    if frame is not None and upscaler is not None and frame.rgb_hi is not None:
+                        frame = replace(frame, rgb_hi=None)   # the upscaler works on 8-bit frames
                     if frame is not None and ops.device != "cpu":
                         frame = replace(frame, rgb=ops.upload(frame.rgb))
                 if frame is None:
@@ -262,8 +280,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         detected = 0
         written = 0
         try:
-            with VideoWriter(output, info=upscaler.output_info(info) if upscaler else info, source=input,
-                             config=config.encode, overwrite=config.overwrite) as writer:
+            with open_writer(out_spec, info=upscaler.output_info(info) if upscaler else info, reader=reader,
+                             source=in_spec, config=config.encode, overwrite=config.overwrite) as writer:
                 while (work := get(q_paste, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
@@ -289,7 +307,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     finally:
         reader.close()
     restored = sum(faces_per_frame)
-    output_info = _probe_quietly(output)
+    output_info = probe_output(out_spec)
     return Report(
         input=info, output=output, output_info=output_info,
         backend=BackendInfo(backend.name, backend.device, backend.precision, backend.max_batch,
@@ -329,66 +347,10 @@ def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
     return RetinaFaceDetector(config=config.detect)
 
 
-def _probe_quietly(path: Path):
-    from .media.decode import probe
-    try:
-        return probe(path)
-    except Exception:
-        return None
-
-
-class Restorer:
-    """Restores faces in a stream of RGB frames, for video-editing tools and notebooks.
-
-    >>> r = Restorer(RestoreConfig())                      # doctest: +SKIP
-    >>> for out in r.restore_frames(frames): ...           # frames: iterable of (H,W,3) uint8 RGB
-
-    Frames come out in order, ``config.smooth.lookahead`` frames behind the input (the smoother's
-    look-ahead). Synchronous; uses the same stages as :func:`restore_video`.
-    """
-
-    def __init__(self, config: RestoreConfig = RestoreConfig(), *,
-                 restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 detector: FaceDetector | None = None,
-                 backend: RestoreBackend | None = None,
-                 parser: FaceParser | None = None) -> None:
-        from .backends.factory import create_backend
-        if config.upscale.active:
-            raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
-        self.config = config
-        if backend is None:
-            backend, self.backend_reason = create_backend(config.model, restorer=restorer)
-        else:
-            self.backend_reason = "backend passed by the caller"
-        self.backend = backend
-        self.ops = _image_ops_for(backend.device, config)
-        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
-        self.parser = _parser_for(backend.device, config, parser)
-        self.clock = StageClock()
-
-    def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
-        if self.parser is not None:
-            self.parser.reset()
-        pending: list[_Work] = []
-
-        def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
-            pending.extend(items)
-            faces = sum(len(w.alignments) for w in pending if w.crops is not None)
-            if final or faces >= self.backend.max_batch or (faces == 0 and pending):
-                for w in _restore_batch(pending, self.backend, self.ops, self.clock, self.parser):
-                    yield self.ops.to_host(_paste(w, self.config, self.ops, self.clock).rgb)
-                pending.clear()
-
-        for i, rgb in enumerate(frames):
-            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            if rgb.ndim != 3 or rgb.shape[2] != 3:
-                raise ValueError(f"frame {i}: expected (H,W,3) uint8 RGB, got shape {rgb.shape}")
-            frame = Frame(index=i, pts=i, time_base=_UNIT, rgb=self.ops.upload(rgb))
-            yield from drain(analyser.push(frame))
-        yield from drain(analyser.flush(), final=True)
-
-    __call__ = restore_frames
-
-
-_UNIT = Fraction(1, 1)
+def __getattr__(name: str):
+    """The frames API lives in :mod:`vidrestore.restorer`; ``from vidrestore.pipeline import Restorer``
+    keeps working."""
+    if name in ("Restorer", "FrameFaces", "FaceInfo"):
+        from . import restorer
+        return getattr(restorer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -49,6 +49,8 @@ class VideoInfo:
     metadata: dict[str, str] = field(default_factory=dict, compare=False)
     decode_matrix: str | None = None  # YUV->RGB matrix actually used ("bt709"/"bt601"/"bt2020"...), None for RGB/gray
     decode_range: str | None = None   # source range actually assumed for the conversion, "tv"/"pc"
+    sequence_pattern: str | None = None  # image sequences: file-name template, e.g. "frame_%06d.png"
+    sequence_start: int = 0    # image sequences: number of the first file (pts 0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class Frame:
     time_base: Fraction
     rgb: np.ndarray            # (H, W, 3) uint8, upright, RGB
     alpha: np.ndarray | None = None  # (H, W) uint8 upright, when the source has alpha
+    # full-precision copy of ``rgb`` for sources above 8 bits: (H, W, 3) uint16 (video/images; 10/12-bit
+    # values scaled to 0..65535) or float32 in [0, 1] (frames API). ``rgb`` is what the analysis sees;
+    # paste and the encoder use this plane when present, so pixels outside faces keep their precision.
+    rgb_hi: np.ndarray | None = None
 
     @property
     def time_s(self) -> float | None:

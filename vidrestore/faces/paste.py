@@ -57,6 +57,7 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
                 masks: np.ndarray | None = None, inplace: bool = False,
                 interpolation: Interpolation = "lanczos") -> np.ndarray:
     """Blend (K, S, S, 3) uint8 crops into a copy of the (H, W, 3) uint8 frame (or into it when ``inplace``).
+    uint16 / float32 frames: see :func:`paste_faces_hi`.
 
     ``matrices`` are the (K, 2, 3) frame->crop matrices used to cut the crops; ``masks`` optional (K, S, S)
     float32 per-crop masks in [0, 1] (required for ``mask="parse"``), else the configuration's static mask.
@@ -95,12 +96,16 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
             crop = cv2.addWeighted(crop, config.strength, originals[k], 1.0 - config.strength, 0.0)
             alpha_scale = 1.0
         bw, bh = x1 - x0, y1 - y0
+        if out.dtype != np.uint8:                           # high-precision frame: crop at its scale
+            crop = crop.astype(np.float32) * _CROP_SCALE[out.dtype.type]
         if interpolation == "linear":
             warped = cv2.warpAffine(crop, inv, (bw, bh), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         else:
             warped = cv2.warpAffine(crop, inv, (bw, bh), flags=CV_INTERPOLATION[interpolation],
                                     borderMode=cv2.BORDER_REPLICATE)
+            if out.dtype != np.uint8:                       # float crops: no saturation in OpenCV
+                np.clip(warped, 0.0, 255.0 * _CROP_SCALE[out.dtype.type], out=warped)
         alpha = cv2.warpAffine(mask, inv, (bw, bh), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         if alpha_scale != 1.0:
@@ -108,6 +113,36 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
         region = out[y0:y1, x0:x1]
         base = region.astype(np.float32)
         blended = base + alpha[..., None] * (warped.astype(np.float32) - base)
-        np.rint(blended, out=blended)
-        region[...] = blended.astype(np.uint8)               # values stay in [0, 255]: convex combination
+        if out.dtype != np.float32:
+            np.rint(blended, out=blended)
+        region[...] = blended.astype(out.dtype)              # stays in range: convex combination
     return out
+
+
+_CROP_SCALE = {np.uint16: 65535.0 / 255.0, np.float32: 1.0 / 255.0}
+
+
+def paste_faces_hi(frame_hi: np.ndarray, crops, matrices: np.ndarray, *,
+                   config: PasteConfig = PasteConfig(), originals=None, masks=None,
+                   inplace: bool = False, interpolation: Interpolation = "lanczos") -> np.ndarray:
+    """:func:`paste_faces` into a full-precision frame: (H, W, 3) uint16 (0..65535) or float32 (0..1).
+
+    The (K, S, S, 3) uint8 crops are scaled to the frame's range (x257 for uint16) and blended with
+    the same warp and mask as the 8-bit paste at float32 precision, then rounded once to the frame's
+    type; where the mask is zero the frame keeps its values exactly. ``crops``/``originals``/``masks``
+    may also be the GPU image path's tensors ((K,3,S,S) in [-1,1]; (K,S,S)): they are brought to the host.
+    """
+    if frame_hi.dtype.type not in _CROP_SCALE:
+        raise ValueError(f"high-precision frames are uint16 or float32, got {frame_hi.dtype}")
+    return paste_faces(frame_hi, _host_crops(crops), matrices, config=config,
+                       originals=None if originals is None else _host_crops(originals),
+                       masks=None if masks is None or isinstance(masks, np.ndarray)
+                       else masks.detach().float().cpu().numpy(),
+                       inplace=inplace, interpolation=interpolation)
+
+
+def _host_crops(crops) -> np.ndarray:
+    if isinstance(crops, np.ndarray):
+        return crops
+    from .align import tensor_to_crops
+    return tensor_to_crops(crops.detach().float().cpu())

@@ -111,7 +111,8 @@ class AudioMuxer:
         self._out = out
         self._warn = warn
         self.packets = 0
-        self._src = av.open(str(source), "r", metadata_errors="replace")
+        self._src = (source if isinstance(source, av.container.InputContainer)   # a pipe reader's own
+                     else av.open(str(source), "r", metadata_errors="replace"))
         videos = [v for v in self._src.streams.video
                   if not (v.disposition & av.stream.Disposition.attached_pic)]
         self.video_metadata = stream_metadata(videos[0]) if videos else {}

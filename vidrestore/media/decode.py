@@ -86,8 +86,24 @@ def has_alpha(fmt: av.VideoFormat) -> bool:
 
 def frame_to_rgb(vf: av.VideoFrame, *, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Convert one decoded frame to (rgb (H,W,3) uint8, alpha (H,W) uint8 | None), as stored."""
+    return _frame_to(vf, "rgba" if want_alpha else "rgb24", want_alpha)
+
+
+def frame_to_rgb48(vf: av.VideoFrame, *, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Like :func:`frame_to_rgb` at 16 bits: (rgb (H,W,3) uint16 0..65535, alpha (H,W) uint8 | None)."""
+    rgb, alpha = _frame_to(vf, "rgba64le" if want_alpha else "rgb48le", want_alpha)
+    return rgb, None if alpha is None else to_8bit(alpha)
+
+
+def to_8bit(img16: np.ndarray) -> np.ndarray:
+    """uint16 (0..65535) -> uint8 (0..255), rounded: what the analysis stages see."""
+    import cv2
+
+    return cv2.convertScaleAbs(img16, alpha=255.0 / 65535.0)
+
+
+def _frame_to(vf: av.VideoFrame, target: str, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
     fmt = vf.format
-    target = "rgba" if want_alpha else "rgb24"
     if fmt.is_rgb or fmt.name in ("pal8",) or fmt.name.startswith(("gray", "ya")):
         out = vf.reformat(format=target, src_color_range=conversion_range(vf.color_range, fmt.name),
                           dst_color_range=2)
@@ -161,7 +177,7 @@ class VideoReader:
         self.path = Path(path)
         self.config = config
         self.stats = DecodeStats()
-        self._container, self._stream = _open(self.path, config.threads, config.frame_threads)
+        self._container, self._stream = self._open_container()
         self._is_image = (self._container.format.name in IMAGE_FORMATS
                           or self._container.format.name.endswith("_pipe"))
         self._raw = self._decode_raw()
@@ -176,6 +192,15 @@ class VideoReader:
             raise
         self.info = self._make_info(self._first)
         self._iterated = False
+
+    def _open_container(self) -> tuple[av.container.InputContainer, av.video.VideoStream]:
+        return _open(self.path, self.config.threads, self.config.frame_threads)
+
+    def _on_other_packet(self, packet: av.Packet) -> None:
+        """A demuxed packet of another stream (only streams named by :meth:`_other_streams`)."""
+
+    def _other_streams(self) -> list[av.stream.Stream]:
+        return []   # files: audio is read again from the file by the writer; pipes override this
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> VideoReader:
@@ -193,7 +218,7 @@ class VideoReader:
     def _decode_raw(self) -> Iterator[av.VideoFrame]:
         """Yield decoded frames, skipping packets the decoder rejects."""
         stream = self._stream
-        demux = self._container.demux(stream)
+        demux = self._container.demux(stream, *self._other_streams())
         read_errors = 0
         while True:
             try:
@@ -208,6 +233,9 @@ class VideoReader:
                     break
                 continue
             read_errors = 0
+            if packet.stream.index != stream.index:
+                self._on_other_packet(packet)
+                continue
             try:
                 frames = stream.decode(packet)
             except av.FFmpegError:
@@ -235,12 +263,20 @@ class VideoReader:
         tb = self.info.time_base
         want_alpha = self.info.has_alpha
         frames: Iterator[av.VideoFrame] = iter([self._first]) if self._is_image else _chain(self._first, self._raw)
+        high = self.config.full_depth and self.info.bit_depth > 8
         for vf in frames:
-            rgb, alpha = frame_to_rgb(vf, want_alpha=want_alpha)
             rot = vf.rotation or 0
+            rgb_hi = None
+            if high:   # 10/12/16-bit: keep a uint16 plane; the analysis gets its rounded 8-bit copy
+                rgb_hi, alpha = frame_to_rgb48(vf, want_alpha=want_alpha)
+                rgb_hi = upright(rgb_hi, rot)
+                rgb = to_8bit(rgb_hi)
+            else:
+                rgb, alpha = frame_to_rgb(vf, want_alpha=want_alpha)
+                rgb = upright(rgb, rot)
             pts = vf.pts if vf.pts is not None else vf.dts
-            yield Frame(index=self.stats.frames, pts=pts, time_base=tb, rgb=upright(rgb, rot),
-                        alpha=upright(alpha, rot))
+            yield Frame(index=self.stats.frames, pts=pts, time_base=tb, rgb=rgb,
+                        alpha=upright(alpha, rot), rgb_hi=rgb_hi)
             self.stats.frames += 1
         self._first = None
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,6 +57,23 @@ _PRIMARIES_IDS = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte2
 _TRC_IDS = {"bt709": 1, "gamma22": 4, "gamma28": 5, "smpte170m": 6, "smpte240m": 7, "linear": 8,
             "iec61966-2-1": 13, "bt2020-10": 14, "bt2020-12": 15, "smpte2084": 16, "arib-std-b67": 18}
 _DROP_CONTAINER_META = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# intermediate codecs by name: (FFmpeg encoder, pix_fmt, encoder options)
+CODEC_ALIASES = {"prores_hq": ("prores_ks", "yuv422p10le", {"profile": "hq"}),
+                 "prores_4444": ("prores_ks", "yuv444p10le", {"profile": "4444"}),
+                 "dnxhr_hqx": ("dnxhd", "yuv422p10le", {"profile": "dnxhr_hqx"}),
+                 "dnxhr_hq": ("dnxhd", "yuv422p", {"profile": "dnxhr_hq"}),
+                 "dnxhr_444": ("dnxhd", "yuv444p10le", {"profile": "dnxhr_444"})}
+# >8-bit sources keep their depth with these codecs when --pix-fmt is not given
+_HIGH_PIX = {"libx264": "yuv420p10le", "libx265": "yuv420p{d}le", "libvpx-vp9": "yuv420p10le",
+             "ffv1": "gbrp{d}le", "prores_ks": "yuv422p10le", "dnxhd": "yuv422p10le",
+             "wrapped_avframe": "yuv444p{d}le", "rawvideo": "yuv444p{d}le"}
+
+_HIGH_ALPHA_PIX = {"ffv1": "gbrap{d}le", "prores_ks": "yuva444p10le"}
+
+
+def pix_bits(pix: str) -> int:
+    """Bits per component of a pixel format (8 for 'yuv420p', 10 for 'yuv420p10le')."""
+    return max(c.bits for c in av.VideoFormat(pix).components)
 
 
 @dataclass
@@ -103,19 +120,16 @@ class VideoWriter:
     """``with VideoWriter(out, info=info, source=src) as w: w.write(frame)``; commits on success."""
 
     def __init__(self, output: str | Path, *, info: VideoInfo, source: Path | None,
-                 config: EncodeConfig = EncodeConfig(), overwrite: bool = False) -> None:
+                 config: EncodeConfig = EncodeConfig(), overwrite: bool = False,
+                 audio_from: object | None = None) -> None:
+        """``audio_from``: an open input container to take audio from instead of reopening
+        ``source`` (a pipe's); see :mod:`vidrestore.media.pipe`."""
         self.path = check_output_path(output, source=source, overwrite=overwrite)
-        self.info = info
-        self.config = config
-        self.stats = EncodeStats()
         ext = self.path.suffix.lower()
-        self._tmp = self.path.with_name(f".{self.path.stem}.vidrestore-{secrets.token_hex(4)}{ext}")
+        self._init_state(info, config, audio_from)
+        self._tmp: Path | None = self.path.with_name(
+            f".{self.path.stem}.vidrestore-{secrets.token_hex(4)}{ext}")
         self._ext = ext
-        self._done = False
-        self._audio: AudioMuxer | None = None
-        self._container: av.container.OutputContainer | None = None
-        self._last_pts: int | None = None
-        self._k = (int(info.rotation) // 90) % 4
         if ext in IMAGE_EXTS:
             if not info.is_image:
                 raise OutputError("image output needs a still-image input; use a video extension",
@@ -127,11 +141,26 @@ class VideoWriter:
             self.stats.video_codec = ext.lstrip(".")
             return
         self._format = VIDEO_FORMATS[ext]
+        self._start(str(self._tmp), source)
+
+    def _init_state(self, info: VideoInfo, config: EncodeConfig, audio_from: object | None) -> None:
+        self.info = info
+        self.config = config
+        self.stats = EncodeStats()
+        self._audio_from = audio_from
+        self._done = False
+        self._audio: AudioMuxer | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._last_pts: int | None = None
+        self._k = (int(info.rotation) // 90) % 4
+
+    def _start(self, url: str, source: Path | None) -> None:
+        """Open the output container at ``url`` (a file or ``pipe:1``) and write the header."""
         try:
             # Matroska would otherwise shift every stream so the earliest packet (often AAC priming at
             # -0.023 s) starts at 0, moving the video; it can store the small negative times itself.
             opts = {"avoid_negative_ts": "disabled"} if self._format in ("matroska", "webm") else {}
-            self._container = av.open(str(self._tmp), "w", format=self._format, options=opts)
+            self._container = av.open(url, "w", format=self._format, options=opts)
             self._setup_video(source)
             self._container.start_encoding()  # opens the codecs and writes the header: fail early
         except (av.FFmpegError, OSError, ValueError) as e:
@@ -143,8 +172,14 @@ class VideoWriter:
     def _choose_codec(self) -> tuple[str, str]:
         cfg, info, fmt = self.config, self.info, self._format
         codec = cfg.codec
+        self._codec_opts: dict[str, str] = {}
         if codec == _DEFAULT_CODEC and fmt == "webm":
             codec = "libvpx-vp9"
+        if codec in CODEC_ALIASES:
+            codec, alias_pix, self._codec_opts = CODEC_ALIASES[codec]
+            if alias_pix.startswith("yuv444p10") and info.has_alpha and cfg.pix_fmt is None:
+                alias_pix = "yuva444p10le"
+            cfg = replace(cfg, pix_fmt=cfg.pix_fmt or alias_pix)
         self._keep_alpha = False
         if info.has_alpha:
             if codec == _DEFAULT_CODEC and fmt in _ALPHA_CODEC:
@@ -166,9 +201,18 @@ class VideoWriter:
             pix = "yuv444p"
         else:
             pix = "yuv420p"
+        table = _HIGH_ALPHA_PIX if self._keep_alpha else _HIGH_PIX
+        if not cfg.pix_fmt and info.bit_depth > 8 and codec in table:
+            depth = {9: 10, 11: 12, 13: 16, 14: 16, 15: 16}.get(info.bit_depth, min(info.bit_depth, 16))
+            high = table[codec].format(d=depth)
+            supported = av.Codec(codec, "w").video_formats
+            if supported and high not in {f.name for f in supported}:
+                high = table[codec].format(d=10)
+            if not supported or high in {f.name for f in supported}:
+                pix = high
         w, h = info.stored_width, info.stored_height
         if codec in _CHROMA_420 and pix in ("yuv420p", "nv12", "yuv420p10le") and not (_even(w) and _even(h)):
-            pix = "yuv444p"
+            pix = "yuv444p10le" if pix == "yuv420p10le" else "yuv444p"
             self.stats.warn("odd size: yuv444p")
         return codec, pix
 
@@ -199,11 +243,18 @@ class VideoWriter:
                     opts["lossless"] = "1"
         elif codec == "prores_ks":
             opts["profile"] = "4444" if pix.startswith(("yuva", "yuv444")) else "hq"
+        elif codec == "dnxhd":   # DNxHR: resolution-independent profiles
+            opts["profile"] = "dnxhr_444" if pix.startswith(("yuv444", "gbr")) else \
+                ("dnxhr_hqx" if pix_bits(pix) > 8 else "dnxhr_hq")
+        opts.update(self._codec_opts)
         stream.options = opts
-        self._rgb_out = pix in ("bgr0", "bgra", "rgb24", "rgba", "gbrp", "gbrap", "bgr24")
+        self._rgb_out = av.VideoFormat(pix).is_rgb
+        self._high = pix_bits(pix) > 8   # write Frame.rgb_hi (uint16) when the frame has it
         self._colour = self._colour_tags()
         if not self._rgb_out:
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = self._colour
+        else:   # RGB output: no matrix, but primaries and transfer still describe the pixels
+            cc.color_primaries, cc.color_trc = self._colour[2], self._colour[3]
         if self._k:
             stream.set_display_rotation(int(info.rotation))
         self._stream = stream
@@ -211,7 +262,9 @@ class VideoWriter:
         for k, v in info.metadata.items():
             if k.lower() not in _DROP_CONTAINER_META:
                 out.metadata[k] = v
-        if source is not None and self.config.copy_audio and not info.is_image:
+        if self._audio_from is not None and self.config.copy_audio:
+            self._audio = self._audio_from(out, self._format, self.stats.warn)
+        elif source is not None and self.config.copy_audio and not info.is_image:
             self._audio = AudioMuxer(Path(source), out, self._format, self.stats.warn)
             if self._audio.video_metadata:
                 stream.metadata.update(self._audio.video_metadata)
@@ -241,17 +294,24 @@ class VideoWriter:
         if self._container is None:
             self._write_image(frame)
             return
-        rgb = self._to_stored(frame.rgb)
+        hi = frame.rgb_hi if (self._high and frame.rgb_hi is not None
+                              and frame.rgb_hi.dtype == np.uint16) else None
+        rgb = self._to_stored(frame.rgb if hi is None else hi)
         if self._keep_alpha:
             alpha = (self._to_stored(frame.alpha) if frame.alpha is not None
                      else np.full(rgb.shape[:2], 255, np.uint8))
-            vf = av.VideoFrame.from_ndarray(np.dstack([rgb, alpha]), format="rgba")
+            if hi is None:
+                vf = av.VideoFrame.from_ndarray(np.dstack([rgb, alpha]), format="rgba")
+            else:
+                vf = av.VideoFrame.from_ndarray(np.dstack([rgb, alpha.astype(np.uint16) * 257]),
+                                                format="rgba64le")
         else:
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24" if hi is None else "rgb48le")
         pix = self._stream.pix_fmt
         space, rng, prim, trc = self._colour
         if self._rgb_out:
             vf = vf.reformat(format=pix)
+            vf.color_primaries, vf.color_trc = prim, trc
         else:
             matrix = _MATRIX_IDS[self.info.decode_matrix or "bt709"]
             vf = vf.reformat(format=pix, dst_colorspace=matrix, src_color_range=2, dst_color_range=rng)
@@ -302,7 +362,8 @@ class VideoWriter:
                     self.stats.audio_packets = self._audio.packets
                 self._container.close()
                 self._container = None
-            os.replace(self._tmp, self.path)
+            if self._tmp is not None:
+                os.replace(self._tmp, self.path)
         except (av.FFmpegError, OSError) as e:
             self.abort()
             raise EncodeError(f"finishing the output failed ({' '.join(str(e).split())[:200]})",
@@ -321,7 +382,8 @@ class VideoWriter:
             except (av.FFmpegError, OSError, ValueError):
                 pass
             self._container = None
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self

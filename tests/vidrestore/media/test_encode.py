@@ -154,7 +154,7 @@ def test_hdr_signalling_kept_and_cover_art_not_turned_into_video(testdata: Path,
     rt = roundtrip(testdata / "edge/hdr10_pq_bt2020_hevc_face.mp4", tmp_path / "h.mp4", FAST, max_frames=5)
     o = rt.out_info
     assert (o.color_space, o.color_primaries, o.color_trc, o.bit_depth) == \
-        ("bt2020nc", "bt2020", "smpte2084", 8)
+        ("bt2020nc", "bt2020", "smpte2084", 10)   # issue 17: the source depth is kept
     rt = roundtrip(testdata / "edge/cover_art_attached_pic_face.mp4", tmp_path / "c.mp4", FAST, max_frames=5)
     assert [t for t, _ in rt.out_streams] == ["video", "audio"]
     assert rt.stats.warnings.get("cover art dropped") == 1
