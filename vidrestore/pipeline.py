@@ -25,6 +25,7 @@ from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
+from .ranges import FrameRange, RangeGate
 from .report import BackendInfo, Report, merge_warnings
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
@@ -126,6 +127,17 @@ class _Analyser:
                      for s in self.tracker.summaries())
 
 
+def _gated(items: list[_Work], gate: RangeGate) -> Iterator[_Work]:
+    """Analysed frames -> those written: warm-up/look-ahead dropped, or passed unrestored."""
+    for w in items:
+        gate.record(w.frame.index, w.alignments)
+        if not gate.restore(w.frame.index):
+            if not gate.write(w.frame.index):
+                continue
+            w = _Work(frame=w.frame, alignments=(), crops=None)
+        yield w
+
+
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
                    clock: StageClock) -> list[_Work]:
     """Restore the faces of several frames in one backend call."""
@@ -185,11 +197,14 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                   progress: Callable[[Progress], None] | None = None,
                   detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None) -> Report:
+                  image_ops: ImageOps | None = None, frame_range: FrameRange | None = None,
+                  seam_frames: int = 0) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``).
+    built RestoreBackend (both override ``config.model``). ``frame_range``: only a part of the video
+    (:mod:`vidrestore.ranges`); ``seam_frames``: faces of that many frames at each edge of the range are
+    kept in ``Report.seam_faces`` (to match track IDs across chunks).
     """
     from .backends.factory import create_backend
     from .media.decode import VideoReader
@@ -200,12 +215,16 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     check_output_path(output, source=input, overwrite=config.overwrite)
     t_start = time.perf_counter()
     reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
+    gate = RangeGate(frame_range, seam=seam_frames)
     try:
+        if frame_range is not None and frame_range.seek_pts is not None:
+            reader.seek(frame_range.seek_pts, index=frame_range.first_analysed,
+                        keyframe_pts=frame_range.keyframe_pts)
         if backend is None:
             backend, backend_reason = create_backend(config.model, restorer=restorer)
         if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
             backend.calibration_source = f"first faces of {input.name}"
-        if backend.device != "cpu":
+        if backend.device != "cpu" and frame_range is None:
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
             reader = open_reader(input, config=config.decode, device=backend.device,
@@ -227,16 +246,18 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                     frame = next(it, None)
                     if frame is not None and ops.device != "cpu":
                         frame = replace(frame, rgb=ops.upload(frame.rgb))
-                if frame is None:
+                if frame is None or gate.done(frame.index):
                     break
                 put(q_frames, frame, ctl)
             put(q_frames, END, ctl)
 
         def analyse() -> None:
             while (frame := get(q_frames, ctl)) is not END:
-                for w in analyser.push(frame):
+                items = (analyser.push(frame) if gate.analyse(frame.index)
+                         else analyser.flush() + [_Work(frame=frame, alignments=(), crops=None)])
+                for w in _gated(items, gate):
                     put(q_work, w, ctl)
-            for w in analyser.flush():
+            for w in _gated(analyser.flush(), gate):
                 put(q_work, w, ctl)
             put(q_work, END, ctl)
 
@@ -285,7 +306,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn), seam_faces=gate.seam_faces)
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,

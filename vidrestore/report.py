@@ -39,6 +39,8 @@ class Report:
     stage_seconds: dict[str, float]       # busy time per stage (threads overlap, so these can sum past wall)
     wall_seconds: float
     warnings: dict[str, int] = field(default_factory=dict)
+    # a range's edge frames -> ((track id, alignment matrix), ...): chunks match track IDs with these
+    seam_faces: dict[int, tuple] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
