@@ -55,7 +55,7 @@ def test_chunked_equals_single(key, clips, ray_cluster, tmp_path):
     rep = restore_videos([src], tmp_path / "chunked.mkv", CONFIG, workers=2, chunk_seconds=CHUNK_S)
     assert rep.exit_code == 0, rep.to_dict()
     r = rep.inputs[0]
-    assert r.chunks >= 3 and r.frames == single.frames_written
+    assert r.chunks >= 2 and r.frames == single.frames_written
     assert_same(tmp_path / "single.mkv", tmp_path / "chunked.mkv")
     assert len(rep.stage_seconds) == 2, "both workers ran chunks"
     assert not list(tmp_path.glob(".*")), "job folder and temporary files removed"
