@@ -35,7 +35,7 @@ def join_chunks(input: Path, output: Path, chunks: list[tuple[Chunk, Path]], *, 
             if n != chunk.frames:
                 raise EncodeError(f"chunk {chunk.number} ({path.name}) has {n} frames, "
                                   f"expected {chunk.frames}", path=output)
-    return {"stream_copy": int(copy), **dict(writer.stats.warnings)}
+    return dict(writer.stats.warnings)
 
 
 def _copy(writer: VideoWriter, chunk: Chunk, path: Path, index: FrameIndex) -> int:
