@@ -14,6 +14,8 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"]
 RestorerName = Literal["gfpgan", "identity"]
+MaskMode = Literal["face", "parse", "box"]
+ColorMatch = Literal["none", "lab"]
 
 
 def _check(cond: bool, message: str) -> None:
@@ -68,34 +70,60 @@ class TrackConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SmoothConfig:
-    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more
+    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more (scales the time constant)
     lookahead: int = 4               # frames of look-ahead (output delay) for the smoother
-    degree: int = 2                  # degree of the local polynomial fitted over the window (1 = line)
+    degree: int = 2                  # motion model / local polynomial degree (2 = constant acceleration)
+    method: Literal["rts", "poly"] = "rts"   # fixed-lag Kalman (RTS) smoother, or the local polynomial fit
 
     def __post_init__(self) -> None:
         _check(self.strength >= 0.0, "--smoothing must be >= 0")
         _check(self.lookahead >= 0, "smoothing lookahead must be >= 0")
         _check(self.degree in (0, 1, 2), "smoothing degree must be 0, 1 or 2")
+        _check(self.method in ("rts", "poly"), "--smoothing-method must be 'rts' or 'poly'")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AlignConfig:
     crop_size: int = 512
     min_face: int = 32               # faces whose box long side is smaller are left alone (pixels)
+    # resampling of the warp out (crops) and back (paste): Lanczos-4 keeps a round trip of large faces sharp
+    interpolation: Literal["linear", "cubic", "lanczos"] = "lanczos"
 
     def __post_init__(self) -> None:
         _check(self.crop_size in (128, 256, 512, 1024), "crop_size must be 128/256/512/1024")
         _check(self.min_face >= 0, "--min-face must be >= 0")
+        _check(self.interpolation in ("linear", "cubic", "lanczos"),
+               "--interpolation must be 'linear', 'cubic' or 'lanczos'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectConfig:
+    faces: Literal["all", "largest", "center"] = "all"   # restore every face, or one track per frame
+    track_ids: tuple[int, ...] = ()  # only these tracks (IDs as the report lists them); () = every track
+
+    def __post_init__(self) -> None:
+        _check(self.faces in ("all", "largest", "center"), "--faces must be 'all', 'largest' or 'center'")
+        _check(isinstance(self.track_ids, tuple) and all(isinstance(t, int) and t >= 0 for t in self.track_ids),
+               "--track-ids must be a tuple of track IDs >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
 class PasteConfig:
     strength: float = 1.0            # blend of restored (1) and original (0) crop
-    feather: float = 0.05            # mask feather width as a fraction of the crop side
+    feather: float = 0.05            # box mask: feather width as a fraction of the crop side
+    mask: MaskMode = "face"          # what of the crop is pasted (see vidrestore.faces.masks)
+    mask_blur: float = 0.03          # face/parse: Gaussian sigma of the edge, fraction of the crop side
+    mask_erode: float = 0.02         # face/parse: erosion before the blur, fraction of the crop side
+    color_match: ColorMatch = "none"  # lab: match the restored face's Lab mean/std to the original's
+    parse_weights: str = "parsenet"  # parse: a known name (downloaded on first use) or a .pth path
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.strength <= 1.0, "--strength must be in [0, 1]")
         _check(0.0 <= self.feather <= 0.5, "feather must be in [0, 0.5]")
+        _check(self.mask in ("face", "parse", "box"), f"--mask must be face, parse or box, got {self.mask!r}")
+        _check(0.0 <= self.mask_blur <= 0.25, "--mask-blur must be in [0, 0.25] (a fraction of the face size)")
+        _check(0.0 <= self.mask_erode <= 0.25, "--mask-erode must be in [0, 0.25] (a fraction of the face size)")
+        _check(self.color_match in ("none", "lab"), f"--color-match must be none or lab, got {self.color_match!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +165,10 @@ class RestoreConfig:
     paste: PasteConfig = field(default_factory=PasteConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    # input frames are already aligned face crops (the authors' --aligned): restore each whole frame (resized
+    # to the crop size and back when it is not that size), no detection, tracking or paste mask
+    aligned: bool = False
     overwrite: bool = False
     queue_size: int = 8              # frames buffered between pipeline threads
 

@@ -21,8 +21,11 @@ import torch
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
 from .faces.align import alignments_for
+from .faces.aligned import aligned_alignment, whole_frame
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
+from .faces.parse import FaceParser
+from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .ranges import FrameRange, RangeGate
@@ -55,6 +58,7 @@ class _Work:
     alignments: tuple[Alignment, ...]
     crops: object | None              # aligned crops in the ImageOps' format, None without faces
     restored: object | None = None    # restored crops, same format
+    masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
 
 
@@ -73,11 +77,16 @@ class _Analyser:
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
+        self.selector = FaceSelector(config=config.select)
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
 
     def push(self, frame: Frame) -> list[_Work]:
+        if self.config.aligned:             # --aligned: every frame is one face crop, no detection
+            al = aligned_alignment(frame.rgb.shape[1], frame.rgb.shape[0], self.config.align.crop_size)
+            crops = self.ops.warp(frame.rgb, al.matrix[None], crop_size=al.crop_size)
+            return [_Work(frame=frame, alignments=(al,), crops=crops)]
         self._chunk.append(frame)
         return self._run_chunk() if len(self._chunk) >= self._chunk_len else []
 
@@ -101,6 +110,7 @@ class _Analyser:
             faces = by_index.get(frame.index)
             with self.clock.timed("track"):
                 tracked = self.tracker.update(frame.index, faces)
+                self.selector.observe(frame.index, tracked, frame.rgb.shape[1], frame.rgb.shape[0])
             self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
             with self.clock.timed("smooth"):
                 final = self.smoother.push(frame.index, tracked)
@@ -112,7 +122,7 @@ class _Analyser:
         for index, tracked in final:
             frame, detected = self._held.pop(index)
             with self.clock.timed("align"):
-                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                aligns = tuple(alignments_for(self.selector.select(tracked), config=self.config.align))
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
@@ -127,26 +137,20 @@ class _Analyser:
                      for s in self.tracker.summaries())
 
 
-def _gated(items: list[_Work], gate: RangeGate) -> Iterator[_Work]:
-    """Analysed frames -> those written: warm-up/look-ahead dropped, or passed unrestored."""
-    for w in items:
-        gate.record(w.frame.index, w.alignments)
-        if not gate.restore(w.frame.index):
-            if not gate.write(w.frame.index):
-                continue
-            w = _Work(frame=w.frame, alignments=(), crops=None)
-        yield w
-
-
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
-                   clock: StageClock) -> list[_Work]:
-    """Restore the faces of several frames in one backend call."""
+                   clock: StageClock, parser: FaceParser | None = None) -> list[_Work]:
+    """Restore the faces of several frames in one backend call (and parse them, with a parser)."""
     with_faces = [w for w in items if w.crops is not None]
     if not with_faces:
         return items
     with clock.timed("restore"):
         x = torch.cat([ops.to_input(w.crops) for w in with_faces]).to(backend.device)
         y = backend.restore(x).to(ops.device)
+    masks = None
+    if parser is not None:
+        with clock.timed("parse"):
+            masks = parser.masks(y, [a.track_id for w in with_faces for a in w.alignments],
+                                 [w.frame.index for w in with_faces for _ in w.alignments])
     out, k = [], 0
     for w in items:
         if w.crops is None:
@@ -155,7 +159,7 @@ def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
             n = len(w.alignments)
             with clock.timed("restore"):
                 restored = ops.from_output(y[k:k + n])
-            out.append(replace(w, restored=restored))
+            out.append(replace(w, restored=restored, masks=None if masks is None else masks[k:k + n]))
             k += n
     return out
 
@@ -164,15 +168,18 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
+        if config.aligned:
+            return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
+                                                       config=config.paste))
         mats = np.stack([a.matrix for a in work.alignments])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
-                        originals=work.crops)
+                        originals=work.crops, masks=work.masks)
     return replace(work.frame, rgb=rgb)
 
 
 # ---------------------------------------------------------------------------------------------
 def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, ops: ImageOps,
-                  batch: int, clock: StageClock, ctl: RunControl) -> None:
+                  batch: int, clock: StageClock, ctl: RunControl, parser: FaceParser | None = None) -> None:
     """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
     analyser has nothing more right now."""
     pending: list[_Work] = []
@@ -186,7 +193,7 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
         if done or item is None or faces >= batch or (faces == 0 and pending):
-            for w in _restore_batch(pending, backend, ops, clock):
+            for w in _restore_batch(pending, backend, ops, clock, parser):
                 put(q_out, w, ctl)
             pending, faces = [], 0
     put(q_out, END, ctl)
@@ -194,17 +201,15 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
 
 def restore_video(input: str | Path, output: str | Path, config: RestoreConfig = RestoreConfig(),
                   restorer: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
-                  progress: Callable[[Progress], None] | None = None,
-                  detector: FaceDetector | None = None,
+                  progress: Callable[[Progress], None] | None = None, detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None, frame_range: FrameRange | None = None,
-                  seam_frames: int = 0) -> Report:
+                  image_ops: ImageOps | None = None, parser: FaceParser | None = None,
+                  frame_range: FrameRange | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``). ``frame_range``: only a part of the video
-    (:mod:`vidrestore.ranges`); ``seam_frames``: faces of that many frames at each edge of the range are
-    kept in ``Report.seam_faces`` (to match track IDs across chunks).
+    built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
+    (default: built from ``config.paste``); ``frame_range`` a part of the video (:mod:`.ranges`).
     """
     from .backends.factory import create_backend
     from .media.decode import VideoReader
@@ -215,11 +220,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     check_output_path(output, source=input, overwrite=config.overwrite)
     t_start = time.perf_counter()
     reader = VideoReader(input, config=config.decode)  # a broken input fails before the model loads
-    gate = RangeGate(frame_range, seam=seam_frames)
     try:
-        if frame_range is not None and frame_range.seek_pts is not None:
-            reader.seek(frame_range.seek_pts, index=frame_range.first_analysed,
-                        keyframe_pts=frame_range.keyframe_pts)
+        gate = RangeGate(frame_range, reader)       # seeks the reader to the range
         if backend is None:
             backend, backend_reason = create_backend(config.model, restorer=restorer)
         if getattr(backend, "calibration_source", None) == "":  # int8: what it calibrates on
@@ -232,7 +234,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
-        detector = detector or _detector_for(ops, config)
+        detector = detector or (None if config.aligned else _detector_for(ops, config))
+        parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
@@ -253,16 +256,14 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
 
         def analyse() -> None:
             while (frame := get(q_frames, ctl)) is not END:
-                items = (analyser.push(frame) if gate.analyse(frame.index)
-                         else analyser.flush() + [_Work(frame=frame, alignments=(), crops=None)])
-                for w in _gated(items, gate):
+                for w in gate.feed(analyser, frame, _Work):
                     put(q_work, w, ctl)
-            for w in _gated(analyser.flush(), gate):
+            for w in gate.filter(analyser.flush(), _Work):
                 put(q_work, w, ctl)
             put(q_work, END, ctl)
 
         def restore() -> None:
-            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
+            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         faces_per_frame: list[int] = []
@@ -279,8 +280,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                     faces_per_frame.append(len(work.alignments))
                     detected += work.detected
                     if progress is not None:
-                        progress(Progress(written, info.frame_count_estimate,
-                                          time.perf_counter() - t_start))
+                        progress(Progress(written, info.frame_count_estimate, time.perf_counter() - t_start))
                 if ctl.error is not None:
                     raise ctl.error
                 with clock.timed("encode"):
@@ -306,7 +306,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn), seam_faces=gate.seam_faces)
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn), seam_faces=gate.seam_faces,
+        paste_mask=config.paste.mask, color_match=config.paste.color_match)
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
@@ -315,8 +316,18 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if backend.device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
-    return CpuImageOps(paste_inplace=owns_frames)
+        return GpuImageOps(device=backend.device, kernels=config.model.kernels,
+                           interpolation=config.align.interpolation)
+    return CpuImageOps(paste_inplace=owns_frames, interpolation=config.align.interpolation)
+
+
+def _parser_for(backend: RestoreBackend, config: RestoreConfig,
+                given: FaceParser | None = None) -> FaceParser | None:
+    """The face parser of ``--mask parse`` (``given``, or one on the network's device), else None.
+    Raises CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
+    if config.paste.mask != "parse":
+        return None
+    return given if given is not None else FaceParser(config=config.paste, device=backend.device)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
@@ -347,7 +358,8 @@ class Restorer:
     def __init__(self, config: RestoreConfig = RestoreConfig(), *,
                  restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  detector: FaceDetector | None = None,
-                 backend: RestoreBackend | None = None) -> None:
+                 backend: RestoreBackend | None = None,
+                 parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
         self.config = config
         if backend is None:
@@ -356,18 +368,21 @@ class Restorer:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
-        self.detector = detector or _detector_for(self.ops, config)
+        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
+        self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
+        if self.parser is not None:
+            self.parser.reset()
         pending: list[_Work] = []
 
         def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
             pending.extend(items)
             faces = sum(len(w.alignments) for w in pending if w.crops is not None)
             if final or faces >= self.backend.max_batch or (faces == 0 and pending):
-                for w in _restore_batch(pending, self.backend, self.ops, self.clock):
+                for w in _restore_batch(pending, self.backend, self.ops, self.clock, self.parser):
                     yield self.ops.to_host(_paste(w, self.config, self.ops, self.clock).rgb)
                 pending.clear()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .config import RestoreConfig
 from .errors import ConfigError
@@ -37,6 +37,7 @@ class FrameRange:
     keep_outside: bool = False   # write every frame; restore only [start, end)
     seek_pts: int | None = None  # pts of the first analysed frame (decode from its keyframe)
     keyframe_pts: int | None = None
+    seam: int = 0                # faces of this many frames at each edge go to Report.seam_faces
 
     def __post_init__(self) -> None:
         if self.start < 0 or (self.end is not None and self.end <= self.start):
@@ -123,22 +124,27 @@ def resolve(index: FrameIndex, config: RestoreConfig, *, start: TimeSpec | None 
 
 
 def chunk_range(index: FrameIndex, config: RestoreConfig, start: int, end: int, *,
-                keep_outside: bool = False) -> FrameRange:
+                keep_outside: bool = False, seam: int = 0) -> FrameRange:
     """Frames ``[start, end)`` of a scanned video with warm-up, look-ahead and seek position."""
     w = warmup_frames(config) if start > 0 else 0
     first = max(start - w, 0)
     return FrameRange(start=start, end=None if end >= len(index) else end, warmup=start - first,
                       lookahead=lookahead_frames(config), keep_outside=keep_outside,
                       seek_pts=None if keep_outside or first == 0 else index.pts[first],
-                      keyframe_pts=None if keep_outside or first == 0 else index.keyframe_before(first))
+                      keyframe_pts=None if keep_outside or first == 0 else index.keyframe_before(first),
+                      seam=seam)
 
 
 class RangeGate:
     """What the pipeline does with frame ``i`` of a run over ``frame_range`` (None: whole video)."""
 
-    def __init__(self, frame_range: FrameRange | None, *, seam: int = 0) -> None:
+    def __init__(self, frame_range: FrameRange | None, reader: Any = None) -> None:
+        """``reader``: a VideoReader, sought to the range's first analysed frame."""
         self.r = frame_range
-        self.seam = seam                    # frames at each edge whose faces are recorded
+        self.seam = 0 if frame_range is None else frame_range.seam
+        if reader is not None and frame_range is not None and frame_range.seek_pts is not None:
+            reader.seek(frame_range.seek_pts, index=frame_range.first_analysed,
+                        keyframe_pts=frame_range.keyframe_pts)
         self.seam_faces: dict[int, tuple[tuple[int, tuple[float, ...]], ...]] = {}
         self.analysed = 0
 
@@ -160,6 +166,25 @@ class RangeGate:
         """Nothing at or after frame ``i`` is needed."""
         stop = None if self.r is None else self.r.stop
         return stop is not None and i >= stop
+
+    def feed(self, analyser: Any, frame: Any, work: Callable) -> Iterator:
+        """Push ``frame`` into the analyser when it is in the analysed span, else flush the analyser
+        and pass the frame on unrestored; yields what is to be written (see :meth:`filter`)."""
+        if self.analyse(frame.index):
+            yield from self.filter(analyser.push(frame), work)
+        else:
+            yield from self.filter(analyser.flush() + [work(frame=frame, alignments=(), crops=None)], work)
+
+    def filter(self, items: list, work: Callable) -> Iterator:
+        """Analysed frames (items with ``.frame`` and ``.alignments``) -> those written: warm-up and
+        look-ahead dropped, frames outside the range passed on unrestored (``work(frame=..., ...)``)."""
+        for w in items:
+            self.record(w.frame.index, w.alignments)
+            if not self.restore(w.frame.index):
+                if not self.write(w.frame.index):
+                    continue
+                w = work(frame=w.frame, alignments=(), crops=None)
+            yield w
 
     def record(self, i: int, alignments: Sequence[Alignment]) -> None:
         """Keep the faces of frames near the edges so chunks can match their track IDs."""

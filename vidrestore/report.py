@@ -39,6 +39,8 @@ class Report:
     stage_seconds: dict[str, float]       # busy time per stage (threads overlap, so these can sum past wall)
     wall_seconds: float
     warnings: dict[str, int] = field(default_factory=dict)
+    paste_mask: str = "face"              # --mask used for paste-back (face, parse, box)
+    color_match: str = "none"             # --color-match used (none, lab)
     # a range's edge frames -> ((track id, alignment matrix), ...): chunks match track IDs with these
     seam_faces: dict[int, tuple] = field(default_factory=dict)
 
@@ -70,7 +72,8 @@ class Report:
              f"{self.wall_seconds:.1f} s, {self.fps:.2f} fps",
              f"faces: {self.faces_restored} restored, {self.faces_skipped_small} too small, "
              f"{len(self.tracks)} tracks; backend {self.backend.name} on {self.backend.device} "
-             f"({self.backend.precision})"]
+             f"({self.backend.precision}); paste mask {self.paste_mask}"
+             + (f", colour match {self.color_match}" if self.color_match != "none" else "")]
         if self.stage_seconds:
             s.append("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()))
         if self.warnings:

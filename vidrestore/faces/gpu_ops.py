@@ -4,8 +4,10 @@ Frames are (H, W, 3) uint8 tensors on ``device``; crops are (K, 3, S, S) float t
 [-1, 1] (what the restore backend takes), so nothing goes back to the host between decode and
 encode. The arithmetic is that of :mod:`engines.kernels_reference`: bilinear warps with OpenCV's
 pixel-centre convention, the crop border filled with GFP-GAN's grey (135, 133, 132) as in
-:mod:`vidrestore.faces.align`, paste-back into each crop's box only with the feather mask of
-:func:`vidrestore.faces.paste.feather_mask` and the same strength rule as :func:`paste_faces`.
+:mod:`vidrestore.faces.align`, paste-back into each crop's box only with the masks of
+:mod:`vidrestore.faces.masks` (static ``box``/``face`` masks built once on the host and uploaded; per-crop
+``parse`` masks arrive as tensors), the Lab colour match of :func:`vidrestore.faces.color.match_lab_torch`
+and the same strength rule as :func:`paste_faces`.
 
 Kernels: ``"cupy"`` runs engines/kernels/warp.cu through :class:`engines.kernels.WarpKernels`;
 ``"torch"`` the plain-torch references (any device); ``"auto"`` the CuPy kernels on CUDA when CuPy
@@ -28,12 +30,15 @@ import torch
 
 from ..config import PasteConfig
 from ..errors import BackendUnavailable
-from .align import BORDER_VALUE
-from .paste import feather_mask
+from .align import BORDER_VALUE, CV_INTERPOLATION, Interpolation
+from .color import match_lab_torch
+from .masks import feather_mask, static_mask
 
 log = logging.getLogger(__name__)
 
 KernelChoice = Literal["auto", "cupy", "torch"]
+# Higher-order warps ("cubic", "lanczos", the default) run the plain-torch reference on any device: the
+# CUDA kernels in engines/kernels/warp.cu are bilinear only ("linear" uses them).
 
 
 def warp_kernels(device: torch.device, kernels: KernelChoice) -> tuple[Any, str]:
@@ -64,7 +69,7 @@ class GpuImageOps:
     """ImageOps on torch tensors. ``dtype``: the crops' float type (float32 or float16)."""
 
     def __init__(self, device: str | torch.device = "cuda", *, kernels: KernelChoice = "auto",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, interpolation: Interpolation = "lanczos") -> None:
         dev = torch.device(device)
         if dev.type == "cuda":
             if not torch.cuda.is_available():
@@ -77,8 +82,11 @@ class GpuImageOps:
         self.device = "cpu" if dev.type == "cpu" else str(dev)
         self.dtype = dtype
         self._k, self.kernels = warp_kernels(dev, kernels)
-        self._masks: dict[tuple[int, float], torch.Tensor] = {}
+        self._masks: dict[tuple, torch.Tensor] = {}
         self._border = tuple(float(v) for v in BORDER_VALUE)
+        if interpolation not in CV_INTERPOLATION:
+            raise ValueError(f"interpolation must be 'linear', 'cubic' or 'lanczos', got {interpolation!r}")
+        self.interpolation = interpolation
 
     def __repr__(self) -> str:
         return f"GpuImageOps(device={self.device!r}, kernels={self.kernels!r}, dtype={self.dtype})"
@@ -115,6 +123,10 @@ class GpuImageOps:
         if len(mats) == 0:
             return torch.empty(0, 3, crop_size, crop_size, dtype=self.dtype, device=self._dev)
         inv = invert_affine(mats.astype(np.float32))   # the CPU path warps with float32 matrices
+        if self.interpolation != "linear":
+            from engines import kernels_reference as ref
+            return ref.warp_crops_rgb(frame, inv, size=crop_size, dtype=self.dtype, border="constant",
+                                      border_value=self._border, interpolation=self.interpolation)
         return self._k.warp_crops_rgb(frame, inv, size=crop_size, dtype=self.dtype, border="constant",
                                       border_value=self._border)
 
@@ -134,8 +146,19 @@ class GpuImageOps:
             self._masks[key] = m
         return m
 
+    def paste_mask(self, crop_size: int, config: PasteConfig) -> torch.Tensor:
+        """The static ``box``/``face`` mask of :func:`static_mask` as an (S, S) float32 tensor (cached)."""
+        key = (int(crop_size), config.mask, float(config.feather), float(config.mask_blur),
+               float(config.mask_erode))
+        m = self._masks.get(key)
+        if m is None:
+            m = torch.from_numpy(np.array(static_mask(int(crop_size), config), dtype=np.float32)).to(self._dev)
+            self._masks[key] = m
+        return m
+
     def paste(self, frame_rgb: Any, restored: torch.Tensor, matrices: np.ndarray, *,
-              config: PasteConfig, originals: torch.Tensor | None) -> torch.Tensor:
+              config: PasteConfig, originals: torch.Tensor | None,
+              masks: torch.Tensor | None = None) -> torch.Tensor:
         """A new (H, W, 3) uint8 frame with the restored crops blended in, crop by crop, in order.
 
         With ``originals`` and strength < 1 the crop pasted is ``s * restored + (1 - s) * original``
@@ -152,11 +175,32 @@ class GpuImageOps:
         crops = restored.to(self._dev)
         if crops.dtype not in (torch.float32, torch.float16):
             crops = crops.float()
+        size = crops.shape[-1]
+        if masks is None:
+            mask = self.paste_mask(size, config)
+        else:
+            mask = torch.as_tensor(masks).to(self._dev, torch.float32)
+            if tuple(mask.shape) != (len(mats), size, size):
+                raise ValueError(f"masks must be ({len(mats)}, {size}, {size}), got {tuple(mask.shape)}")
+        if config.color_match == "lab":
+            if originals is None:
+                raise ValueError("color_match needs the original crops (originals=)")
+            crops = match_lab_torch(crops, originals.to(self._dev), mask)
         strength = float(config.strength)
         if originals is not None and strength < 1.0:
             crops = (crops.float().clamp(-1.0, 1.0) * strength
                      + originals.to(self._dev).float() * (1.0 - strength))
             strength = 1.0
         crops = crops.contiguous()
-        mask = self.mask(crops.shape[-1], config.feather)
-        return self._k.paste_crops(out, crops, mats, mask, strength=strength)
+        if self.interpolation == "linear":
+            paste_crops = self._k.paste_crops
+        else:                                            # the CUDA kernels are bilinear only
+            from engines import kernels_reference as ref
+
+            def paste_crops(*args, **kw):
+                return ref.paste_crops(*args, **kw, interpolation=self.interpolation)
+        if mask.dim() == 2:
+            return paste_crops(out, crops, mats, mask, strength=strength)
+        for i in range(len(mats)):                       # one (S, S) mask per crop, pasted in order
+            out = paste_crops(out, crops[i:i + 1], mats[i:i + 1], mask[i].contiguous(), strength=strength)
+        return out

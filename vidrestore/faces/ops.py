@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import PasteConfig
-from .align import crops_to_tensor, tensor_to_crops, warp_crops
+from .align import Interpolation, crops_to_tensor, tensor_to_crops, warp_crops
 from .paste import paste_faces
 
 
@@ -33,8 +33,9 @@ class ImageOps(Protocol):
         """Backend output (K,3,S,S), not clamped -> restored crops in this ops' crop format."""
 
     def paste(self, frame_rgb: Any, restored: Any, matrices: np.ndarray, *, config: PasteConfig,
-              originals: Any | None) -> Any:
-        """A new frame with the restored crops blended in (only inside each crop's box)."""
+              originals: Any | None, masks: Any | None = None) -> Any:
+        """A new frame with the restored crops blended in (only inside each crop's box), each with
+        its (S, S) mask from ``masks`` (K, S, S; numpy or tensor) or the configuration's static mask."""
 
     def to_host(self, frame_rgb: Any) -> np.ndarray:
         """(H,W,3) uint8 numpy for the encoder."""
@@ -50,14 +51,15 @@ class CpuImageOps:
 
     device = "cpu"
 
-    def __init__(self, *, paste_inplace: bool = False) -> None:
+    def __init__(self, *, paste_inplace: bool = False, interpolation: Interpolation = "lanczos") -> None:
         self.paste_inplace = paste_inplace
+        self.interpolation = interpolation
 
     def upload(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb
 
     def warp(self, frame_rgb: np.ndarray, matrices: np.ndarray, *, crop_size: int) -> np.ndarray:
-        return warp_crops(frame_rgb, matrices, crop_size=crop_size)
+        return warp_crops(frame_rgb, matrices, crop_size=crop_size, interpolation=self.interpolation)
 
     def to_input(self, crops: np.ndarray) -> torch.Tensor:
         return crops_to_tensor(crops)
@@ -66,9 +68,11 @@ class CpuImageOps:
         return tensor_to_crops(restored)
 
     def paste(self, frame_rgb: np.ndarray, restored: np.ndarray, matrices: np.ndarray, *,
-              config: PasteConfig, originals: np.ndarray | None) -> np.ndarray:
+              config: PasteConfig, originals: np.ndarray | None, masks: Any | None = None) -> np.ndarray:
+        if isinstance(masks, torch.Tensor):
+            masks = masks.detach().float().cpu().numpy()
         return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals,
-                           inplace=self.paste_inplace)
+                           masks=masks, inplace=self.paste_inplace, interpolation=self.interpolation)
 
     def to_host(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb

@@ -107,7 +107,7 @@ def _chunk_config(config: RestoreConfig) -> RestoreConfig:
 
 
 def _jobs(st: InputState, config: RestoreConfig):
-    from ..ranges import chunk_range
+    from ..ranges import chunk_range, warmup_frames
     from .worker import ChunkJob
     if st.direct:
         yield None, ChunkJob(input=st.input, output=st.output, attempts_dir=None,
@@ -118,7 +118,8 @@ def _jobs(st: InputState, config: RestoreConfig):
         if c.number not in st.done:
             yield c, ChunkJob(input=st.input, output=st.job.chunk_file(c),
                               attempts_dir=st.job.path / "attempts", number=c.number,
-                              frame_range=chunk_range(st.index, config, c.start, c.end), config=cc)
+                              frame_range=chunk_range(st.index, config, c.start, c.end,
+                                                     seam=warmup_frames(config)), config=cc)
 
 
 def _start_workers(ray, config: RestoreConfig, workers: int, address: str | None, counter):

@@ -86,8 +86,8 @@ class ChunkWorker:
 
         r = self.restorer
         rep = restore_video(job.input, job.output, config, backend=r.backend, detector=r.detector,
-                            backend_reason=r.backend_reason, frame_range=job.frame_range,
-                            seam_frames=_seam(config), progress=progress)
+                            backend_reason=r.backend_reason, parser=r.parser, frame_range=job.frame_range,
+                            progress=progress)
         if self.progress is not None and rep.frames_written > sent[0]:
             self.progress.add.remote(rep.frames_written - sent[0])
         return {"worker": self.name, "frames_written": rep.frames_written,
@@ -98,8 +98,3 @@ class ChunkWorker:
                 "stage_seconds": dict(rep.stage_seconds), "wall_seconds": rep.wall_seconds,
                 "warnings": dict(rep.warnings),
                 "backend": dataclasses.asdict(rep.backend)}
-
-
-def _seam(config: RestoreConfig) -> int:
-    from ..ranges import warmup_frames
-    return warmup_frames(config)
