@@ -37,7 +37,7 @@ def _restore_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=1,
                    help="parallel workers (Ray actors); 1 = this process; N > 1 starts a local Ray runtime")
     r.add_argument("--ray-address", help="join a Ray cluster (ADDR, or 'auto' for $RAY_ADDRESS)")
-    r.add_argument("--chunk-seconds", type=float, default=60.0, help="length of a chunk with --workers")
+    r.add_argument("--chunk-seconds", type=float, default=90.0, help="length of a chunk with --workers")
     r.add_argument("--job-dir", type=Path, help="chunks and manifest (default: a hidden folder beside OUTPUT)")
     r.add_argument("--resume", action="store_true", help="reuse the finished chunks of an interrupted run")
     m = p.add_argument_group("model")

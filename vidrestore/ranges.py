@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .media.index import FrameIndex
     from .types import Alignment
 
-_CONVERGED = 1e-6        # velocity EMA weight left from before the warm-up
+_CONVERGED = 1e-4        # velocity EMA weight left from before the warm-up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,13 +83,15 @@ def parse_time(text: str, *, option: str = "--start") -> TimeSpec:
 def warmup_frames(config: RestoreConfig) -> int:
     """Frames to analyse before a range so tracking and smoothing match a run from frame 0.
 
-    The smoother's fit at the first written frame reaches ``max(lookahead, 2)`` frames back (taken
-    twice for margin); the landmarks there must already be in steady state, which needs the tracker to
-    have seen a gap of ``max_misses`` detections end, the constant-velocity prediction window
-    (``max_extrapolate``) and enough matches for the velocity EMA to forget where it started. Rounded
-    up to whole detector batches so detection batches fall on the same frames as in a whole run."""
-    t, s, d = config.track, config.smooth, config.detect
-    back = 2 * max(s.lookahead, 2) if s.strength > 0 else 0
+    The smoother says how much history it needs (``LandmarkSmoother.warmup``: the polynomial window, or
+    the RTS filter's decaying memory); the landmarks there must already be in steady state, which needs
+    the tracker to have seen a gap of ``max_misses`` detections end, the constant-velocity prediction
+    window (``max_extrapolate``) and enough matches for the velocity EMA to forget where it started.
+    Rounded up to whole detector batches so detection batches fall on the same frames as in a whole run."""
+    from .faces.smooth import LandmarkSmoother
+    t, d = config.track, config.detect
+    smoother = LandmarkSmoother(config=config.smooth)
+    back = getattr(smoother, "warmup", 2 * max(config.smooth.lookahead, 2) if smoother.enabled else 0)
     a = t.velocity_smoothing
     converge = 1 if a <= 0 else math.ceil(math.log(_CONVERGED) / math.log(a))
     n = back + (t.max_misses + 1 + converge) * d.every + t.max_extrapolate
@@ -99,7 +101,8 @@ def warmup_frames(config: RestoreConfig) -> int:
 
 def lookahead_frames(config: RestoreConfig) -> int:
     """Frames after a range the smoother looks at (its output delay)."""
-    return config.smooth.lookahead if config.smooth.strength > 0 else 0
+    from .faces.smooth import LandmarkSmoother
+    return LandmarkSmoother(config=config.smooth).delay
 
 
 def resolve(index: FrameIndex, config: RestoreConfig, *, start: TimeSpec | None = None,

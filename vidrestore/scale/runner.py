@@ -22,7 +22,7 @@ from .summary import BatchReport, InputResult
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                   ".mpeg", ".wmv", ".flv", ".3gp")
-DEFAULT_CHUNK_SECONDS = 60.0
+DEFAULT_CHUNK_SECONDS = 90.0
 
 
 def output_pairs(inputs: Sequence[str | Path], out: str | Path) -> list[tuple[Path, Path]]:

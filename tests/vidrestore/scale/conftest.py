@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CI
-from vidrestore.config import DetectConfig, EncodeConfig, ModelConfig, RestoreConfig, TrackConfig
+from vidrestore.config import (DetectConfig, EncodeConfig, ModelConfig, RestoreConfig, SmoothConfig,
+                               TrackConfig)
 
-# identity restorer, lossless output, a small detector input and a short warm-up (28 frames)
-CONFIG = RestoreConfig(model=ModelConfig(restorer="identity"),
+# identity restorer, lossless output, a small detector input and a short warm-up (20 frames with the
+# polynomial smoother; the default RTS smoother needs 60 frames of history, which these short clips
+# cannot spare per chunk - ranges with it are checked in tests/vidrestore/test_ranges.py)
+CONFIG = RestoreConfig(model=ModelConfig(restorer="identity"), smooth=SmoothConfig(method="poly"),
                        encode=EncodeConfig(codec="ffv1", crf=None, preset=None),
                        detect=DetectConfig(max_side=320),
                        track=TrackConfig(max_misses=3, velocity_smoothing=0.2), overwrite=True)
