@@ -116,12 +116,16 @@ def test_driver_killed_then_resume_reuses_finished_chunks(clips, ray_cluster, tm
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not out.exists()
-    chunk_files = {c["file"]: (job.glob(f"*/{c['file']}").__next__()).stat().st_mtime_ns for c in done}
-    rep = restore_videos([src], out, CONFIG, workers=2, chunk_seconds=CHUNK_S, job_dir=job, resume=True)
+    folder = next(job.glob("*/manifest.json")).parent
+    before = {c["number"]: len(list(folder.glob(f"attempts/chunk_{c['number']:04d}.*"))) for c in done}
+    seen: dict[int, int] = {}     # attempts of the finished chunks while the resumed run works
+    rep = restore_videos([src], out, CONFIG, workers=2, chunk_seconds=CHUNK_S, job_dir=job, resume=True,
+                         progress=lambda p: seen.update({n: len(list(folder.glob(f"attempts/chunk_{n:04d}.*")))
+                                                         for n in before} if folder.exists() else {}))
     assert rep.exit_code == 0, rep.to_dict()
     assert rep.chunks_resumed >= len(done)
+    assert all(seen.get(n, k) == k for n, k in before.items()), "a finished chunk was run again"
     assert_same(tmp_path / "single.mkv", out)
-    assert chunk_files  # the reused chunk files were not rewritten before the join removed them
 
 
 def test_many_inputs_one_broken_others_finish(clips, testdata, ray_cluster, tmp_path):

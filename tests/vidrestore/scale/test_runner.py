@@ -28,8 +28,10 @@ def test_folder_and_files_to_a_folder_one_broken(testdata, tmp_path, capsys):
 
 
 def test_output_names_for_a_folder(tmp_path):
-    (tmp_path / "a.mov").write_bytes(b"x")
+    (tmp_path / "a.mpg").write_bytes(b"x")      # MPEG-PS is not an output format: a.mp4, taken
     (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "b.mov").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("x")
     pairs = output_pairs([tmp_path], tmp_path / "out")
-    assert [(i.name, o.name) for i, o in pairs] == [("a.mov", "a.mov"), ("a.mp4", "a_mp4.mp4")]
+    assert [(i.name, o.name) for i, o in pairs] == [("a.mp4", "a.mp4"), ("a.mpg", "a_mpg.mp4"),
+                                                         ("b.mov", "b.mov")]
