@@ -32,18 +32,12 @@ def load_torch(path: str | Path, *, what: str, weights_only: bool = True) -> obj
         raise CheckpointError(f"cannot read {what}: {str(exc)[:200]}", path=path) from None
 
 
-def read_state(path: str | Path, keys: tuple[str, ...] = ("params_ema", "params")) -> dict[str, Tensor]:
-    """The first of ``keys`` present in a torch checkpoint (or the file itself if it is a flat state dict)."""
-    path = Path(path)
-    obj = load_torch(path, what="checkpoint")
-    if not isinstance(obj, Mapping):
-        raise CheckpointError("not a state-dict checkpoint", path=path)
-    for k in keys:
-        if k in obj and isinstance(obj[k], Mapping):
-            return dict(obj[k])
-    if obj and all(isinstance(v, Tensor) for v in obj.values()):
-        return dict(obj)
-    raise CheckpointError(f"no {' or '.join(keys)} entry (keys: {', '.join(list(obj)[:5])})", path=path)
+def read_state(path: str | Path) -> dict[str, Tensor]:
+    """``params_ema`` (else ``params``) of a torch checkpoint, or the file itself if it is a flat state
+    dict: ``vidrestore.models.checkpoints.read_state_dict`` (its diagnostics for missing, empty,
+    truncated, pickled-object and wrong-layout files)."""
+    from vidrestore.models.checkpoints import read_state_dict
+    return read_state_dict(Path(path), any_flat=True, kind="state-dict checkpoint")
 
 
 def decoder_state_to_generator(state: Mapping[str, Tensor], prefix: str = "stylegan_decoder.") -> dict[str, Tensor]:

@@ -14,6 +14,7 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"]
 RestorerName = Literal["gfpgan", "identity"]
+BgUpsampler = Literal["lanczos", "realesrgan-x2", "realesrgan-x4", "realesr-general-x4v3", "none"]
 MaskMode = Literal["face", "parse", "box"]
 ColorMatch = Literal["none", "lab"]
 
@@ -156,6 +157,33 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpscaleConfig:
+    scale: float = 1.0               # output = scale x input (>= 1; see vidrestore.upscale.resize.output_size)
+    upsampler: BgUpsampler | None = None  # None = "lanczos" when scale > 1, else "none"
+    weights: str | None = None       # a .pth for the network instead of its release
+    tile: int = 0                    # input pixels per tile side; 0 = auto (384), -1 = whole frames
+    tile_pad: int | None = None      # overlap each side; None = the network's receptive radius, at most 40
+    batch: int = 0                   # frames per upsampler call; 0 = 1 on the CPU, 4 on a GPU
+
+    def __post_init__(self) -> None:
+        _check(1.0 <= self.scale <= 16.0, "--upscale must be in [1, 16]")
+        _check(self.upsampler in (None, "lanczos", "realesrgan-x2", "realesrgan-x4", "realesr-general-x4v3",
+                                  "none"), f"--bg-upsampler {self.upsampler!r} is not a known upsampler")
+        _check(self.tile >= -1, "--tile must be >= 0 (0 = auto) or -1 (no tiling)")
+        _check(self.tile_pad is None or self.tile_pad >= 0, "--tile-pad must be >= 0")
+        _check(self.batch >= 0, "--bg-batch must be >= 1 (or 0 for the default)")
+
+    @property
+    def method(self) -> str:
+        """What enlarges the background: "lanczos", "none" (bilinear) or a network name."""
+        return self.upsampler or ("lanczos" if self.scale > 1 else "none")
+
+    @property
+    def active(self) -> bool:
+        return self.scale > 1 or self.method not in ("lanczos", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RestoreConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -165,6 +193,7 @@ class RestoreConfig:
     paste: PasteConfig = field(default_factory=PasteConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     # input frames are already aligned face crops (the authors' --aligned): restore each whole frame (resized
     # to the crop size and back when it is not that size), no detection, tracking or paste mask

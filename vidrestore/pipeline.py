@@ -1,10 +1,10 @@
 """The only module that knows the stage order.
 
 decode -> detect (batched, every k-th frame) -> track -> smooth (look-ahead) -> align/warp
-       -> restore (faces of several frames in one batch) -> paste -> encode
+       -> restore (faces of several frames in one batch) [-> upscale, with --upscale] -> paste -> encode
 
-Four threads joined by bounded queues (decode | analyse | restore | paste+encode in the caller's
-thread), so decoding and encoding overlap the network and memory does not grow with video length.
+Four threads (five with --upscale: the upsampler's own) joined by bounded queues (decode | analyse |
+restore | paste+encode in the caller's thread), so decoding and encoding overlap the network and memory does not grow with video length.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import torch
 
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
+from .errors import ConfigError
 from .faces.align import alignments_for
 from .faces.aligned import aligned_alignment, whole_frame
 from .faces.detect import FaceDetector, RetinaFaceDetector
@@ -29,26 +30,10 @@ from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .ranges import FrameRange, RangeGate
-from .report import BackendInfo, Report, merge_warnings
+from .report import BackendInfo, Progress, Report, merge_warnings  # Progress: public here too
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
-
-
-@dataclass(frozen=True)
-class Progress:
-    frames_done: int
-    frames_total: int | None      # an estimate from the container; None if unknown
-    elapsed_s: float
-
-    @property
-    def fps(self) -> float:
-        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        if not self.frames_total or self.fps <= 0:
-            return None
-        return max(self.frames_total - self.frames_done, 0) / self.fps
+from .upscale.stage import FrameUpscaler, upscaled_matrices
 
 
 @dataclass(frozen=True)
@@ -60,6 +45,7 @@ class _Work:
     restored: object | None = None    # restored crops, same format
     masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
+    source_size: tuple[int, int] | None = None  # (w, h) the alignments refer to, once frame is upscaled
 
 
 class _Analyser:
@@ -172,6 +158,8 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
             return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
                                                        config=config.paste))
         mats = np.stack([a.matrix for a in work.alignments])
+        if work.source_size is not None:   # paste straight into the upscaled frame: M -> M . diag(1/S)
+            mats = upscaled_matrices(mats, work.source_size, work.frame.rgb.shape[1::-1])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops, masks=work.masks)
     return replace(work.frame, rgb=rgb)
@@ -237,6 +225,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         detector = detector or (None if config.aligned else _detector_for(ops, config))
         parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
+        upscaler = FrameUpscaler.for_video(config, info, device=ops.device)   # None without --upscale
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
@@ -266,13 +255,15 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
+        # restore -> upscale (its own thread: frame k upscales while faces of frame k+1 restore) -> paste
+        q_paste = upscaler.start(q_done, clock, ctl, threads) if upscaler else q_done
         faces_per_frame: list[int] = []
         detected = 0
         written = 0
         try:
-            with VideoWriter(output, info=info, source=input, config=config.encode,
-                             overwrite=config.overwrite) as writer:
-                while (work := get(q_done, ctl)) is not END:
+            with VideoWriter(output, info=upscaler.output_info(info) if upscaler else info, source=input,
+                             config=config.encode, overwrite=config.overwrite) as writer:
+                while (work := get(q_paste, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
                         writer.write(replace(frame, rgb=ops.to_host(frame.rgb)))
@@ -307,7 +298,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn), seam_faces=gate.seam_faces,
-        paste_mask=config.paste.mask, color_match=config.paste.color_match)
+        paste_mask=config.paste.mask, color_match=config.paste.color_match,
+        upscale=upscaler.plan.to_dict() if upscaler else None)
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
@@ -361,6 +353,8 @@ class Restorer:
                  backend: RestoreBackend | None = None,
                  parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
+        if config.upscale.active:
+            raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
         self.config = config
         if backend is None:
             backend, self.backend_reason = create_backend(config.model, restorer=restorer)

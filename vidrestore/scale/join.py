@@ -18,7 +18,7 @@ import av
 
 from ..config import RestoreConfig
 from ..errors import EncodeError
-from ..media.decode import VideoReader
+from ..media.decode import VideoReader, probe
 from ..media.encode import VideoWriter
 from ..media.index import FrameIndex
 from ..types import VideoInfo
@@ -28,6 +28,11 @@ from .plan import STREAM_COPY_CODECS, Chunk
 def join_chunks(input: Path, output: Path, chunks: list[tuple[Chunk, Path]], *, index: FrameIndex,
                 info: VideoInfo, config: RestoreConfig) -> dict[str, int]:
     copy = config.encode.codec in STREAM_COPY_CODECS
+    first = probe(chunks[0][1])
+    if (first.width, first.height) != (info.width, info.height):     # --upscale: the chunks' size
+        w, h = first.width, first.height
+        sw, sh = (h, w) if int(info.rotation) % 180 else (w, h)
+        info = dataclasses.replace(info, width=w, height=h, stored_width=sw, stored_height=sh)
     with VideoWriter(output, info=info, source=input, config=config.encode,
                      overwrite=config.overwrite) as writer:
         for chunk, path in chunks:
