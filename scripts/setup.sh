@@ -11,7 +11,7 @@ py=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 pip="$venv/bin/python -m pip"
 $pip install -q --upgrade pip
-$pip install -q -c requirements/constraints.txt -e ".[onnx,train,bench,dev]"
+$pip install -q -c requirements/constraints.txt -e ".[onnx,train,bench,scale,dev]"
 $pip install -q --no-deps -r requirements/no-deps.txt
 # The authors' code, for the parity tests only (never installed, never imported as a package):
 # gfpgan 1.3.8 (GFPGANv1Clean) and basicsr 1.4.2 (StyleGAN2 discriminator).

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 PACKAGES = ("vidrestore", "engines", "training", "benchmarks")
 LAZY_ONLY = ("tensorrt", "cupy", "torch_tensorrt", "PyNvVideoCodec", "facexlib", "matplotlib",
-             "decord", "onnx", "onnxscript")
+             "decord", "onnx", "onnxscript", "ray")
 # module prefix -> prefixes it must not import at module level
 FORBIDDEN = {
     "vidrestore.models": ("vidrestore.pipeline", "vidrestore.cli", "vidrestore.faces",

@@ -1,17 +1,18 @@
 """vidrestore: video face restoration with GFP-GAN.
 
 Public API (imported lazily so that ``import vidrestore`` stays cheap):
-``restore_video``, ``Restorer``, ``RestoreConfig``, ``Report``, ``load_gfpgan``.
+``restore_video``, ``restore_videos``, ``Restorer``, ``RestoreConfig``, ``Report``, ``load_gfpgan``.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["restore_video", "Restorer", "RestoreConfig", "Report", "load_gfpgan", "__version__"]
+__all__ = ["restore_video", "restore_videos", "Restorer", "RestoreConfig", "Report", "load_gfpgan", "__version__"]
 
 _LAZY = {
     "restore_video": "vidrestore.pipeline",
+    "restore_videos": "vidrestore.scale.runner",
     "Restorer": "vidrestore.restorer",
     "Report": "vidrestore.report",
     "RestoreConfig": "vidrestore.config",
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models import load_gfpgan
     from .pipeline import restore_video
     from .restorer import Restorer
+    from .scale.runner import restore_videos
     from .report import Report
 
 

@@ -25,12 +25,25 @@ def _restore_parser() -> argparse.ArgumentParser:
         description="Restore every face in a video with GFP-GAN, keeping length, timestamps, "
                     "rotation and audio. Sub-commands: 'vidrestore weights --help', "
                     "'vidrestore engines --help'.")
-    p.add_argument("input", help="input video or image, '-' (standard input), or an image sequence: "
-                                 "'frames/%%06d.png', a folder, or a quoted glob")
+    p.add_argument("input", nargs="+",
+                   help="input video or image, '-' (standard input), an image sequence ('frames/%%06d.png', "
+                        "a folder of images, or a quoted glob); several files or a folder of videos: OUTPUT "
+                        "is a folder")
     p.add_argument("-o", "--output", required=True,
-                   help="output video or image, '-' (standard output, with -f), or an image sequence: "
-                        "'out/%%06d.png' or a folder ending in '/'")
+                   help="output video or image, '-' (standard output, with -f), an image sequence "
+                        "('out/%%06d.png' or a folder ending in '/'), or a folder for several inputs")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    r = p.add_argument_group("range and scale-out")
+    r.add_argument("--start", help="restore from this time: seconds, HH:MM:SS.mmm or a frame number (300f)")
+    r.add_argument("--end", help="restore up to (not including) this time, same forms as --start")
+    r.add_argument("--keep-outside", action="store_true",
+                   help="write the whole video; only [--start, --end) is restored, the rest re-encoded as is")
+    r.add_argument("--workers", type=int, default=1,
+                   help="parallel workers (Ray actors); 1 = this process; N > 1 starts a local Ray runtime")
+    r.add_argument("--ray-address", help="join a Ray cluster (ADDR, or 'auto' for $RAY_ADDRESS)")
+    r.add_argument("--chunk-seconds", type=float, default=90.0, help="length of a chunk with --workers")
+    r.add_argument("--job-dir", type=Path, help="chunks and manifest (default: a hidden folder beside OUTPUT)")
+    r.add_argument("--resume", action="store_true", help="reuse the finished chunks of an interrupted run")
     m = p.add_argument_group("model")
     m.add_argument("--weights", default="GFPGANv1.4",
                    help="release name (GFPGANv1.3, GFPGANv1.4; downloaded on first use) or a .pth path")
@@ -196,8 +209,12 @@ def _run_restore(args: argparse.Namespace) -> int:
     config = _config_from(args)
     show = not args.quiet and (args.progress or sys.stderr.isatty())
     bar = _ProgressLine(sys.stderr) if show else None
+    many = len(args.input) > 1 or _is_video_folder(args.input[0]) or args.workers > 1 or args.ray_address
+    if many or args.resume:
+        return _run_many(args, config, bar)
     try:
-        report = restore_video(args.input, args.output, config, progress=bar)
+        report = restore_video(args.input[0], args.output, config, progress=bar,
+                               frame_range=_frame_range(args, config))
     finally:
         if bar:
             bar.close()
@@ -207,6 +224,48 @@ def _run_restore(args: argparse.Namespace) -> int:
         for line in report.summary_lines():
             print(line, file=sys.stderr)
     return 0
+
+
+def _is_video_folder(spec: str) -> bool:
+    """A folder holding videos is a batch of inputs; a folder of images is an image sequence."""
+    from .scale.runner import VIDEO_SUFFIXES
+    folder = Path(spec)
+    return folder.is_dir() and any(f.suffix.lower() in VIDEO_SUFFIXES for f in folder.iterdir() if f.is_file())
+
+
+def _frame_range(args: argparse.Namespace, config):
+    from .errors import ConfigError
+    if args.start is None and args.end is None:
+        if args.keep_outside:
+            raise ConfigError("--keep-outside needs --start and/or --end")
+        return None
+    from .media.index import scan_frames
+    from .ranges import parse_time, resolve
+    start = None if args.start is None else parse_time(args.start, option="--start")
+    end = None if args.end is None else parse_time(args.end, option="--end")
+    return resolve(scan_frames(args.input[0]), config, start=start, end=end, keep_outside=args.keep_outside)
+
+
+def _run_many(args: argparse.Namespace, config, bar) -> int:
+    from .errors import ConfigError
+    from .scale import restore_videos
+    if args.start is not None or args.end is not None:
+        raise ConfigError("--start/--end work with one input and --workers 1")
+    try:
+        report = restore_videos(args.input, args.output, config, workers=args.workers,
+                                ray_address=args.ray_address, chunk_seconds=args.chunk_seconds,
+                                job_dir=args.job_dir, resume=args.resume, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if args.report:
+        report.write_json(args.report)
+    for r in report.failures:
+        print(f"vidrestore: error: {r.error}", file=sys.stderr)
+    if not args.quiet:
+        for line in report.summary_lines():
+            print(line, file=sys.stderr)
+    return report.exit_code
 
 
 def _run_weights(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from .faces.parse import FaceParser
 from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
+from .ranges import FrameRange, RangeGate
 from .report import BackendInfo, Progress, Report, merge_warnings  # Progress: public here too
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackedFace, TrackSummary
@@ -202,16 +203,17 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
 
 def restore_video(input: str | Path, output: str | Path, config: RestoreConfig = RestoreConfig(),
                   restorer: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
-                  progress: Callable[[Progress], None] | None = None,
-                  detector: FaceDetector | None = None,
+                  progress: Callable[[Progress], None] | None = None, detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None, parser: FaceParser | None = None) -> Report:
+                  image_ops: ImageOps | None = None, parser: FaceParser | None = None,
+                  frame_range: FrameRange | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
     built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
-    (default: built from ``config.paste``). Else the backend is chosen at once and built in the restore
-    thread: decode/detect/track/align run while weights load and the export/session are made.
+    (default: built from ``config.paste``); ``frame_range`` a part of the video (:mod:`.ranges`). Unless
+    ``backend`` is given, the backend is chosen at once and built in the restore thread: decode/detect/
+    track/align run while weights load and the export/session are made.
     """
     from .backends.factory import plan_backend
     from .media.endpoints import check_target, is_file, open_reader as open_source, open_writer, probe_output
@@ -224,9 +226,10 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
     # a broken input fails before the model loads
     reader = open_source(in_spec, config=config.decode, output=out_spec, encode=config.encode)
     try:
+        gate = RangeGate(frame_range, reader)       # seeks the reader to the range
         plan = None if backend is not None else plan_backend(config.model, restorer=restorer)
         device, backend_reason = (backend.device, backend_reason) if plan is None else (plan.device, plan.reason)
-        if device != "cpu" and is_file(in_spec) and not (
+        if device != "cpu" and frame_range is None and is_file(in_spec) and not (
                 config.decode.full_depth and reader.info.bit_depth > 8):   # NVDEC frames are 8-bit
             # on a GPU, NVDEC when available: frames are decoded straight into device memory
             reader.close()
@@ -252,16 +255,16 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                         frame = replace(frame, rgb_hi=None)   # the upscaler works on 8-bit frames
                     if frame is not None and ops.device != "cpu":
                         frame = replace(frame, rgb=ops.upload(frame.rgb))
-                if frame is None:
+                if frame is None or gate.done(frame.index):
                     break
                 put(q_frames, frame, ctl)
             put(q_frames, END, ctl)
 
         def analyse() -> None:
             while (frame := get(q_frames, ctl)) is not END:
-                for w in analyser.push(frame):
+                for w in gate.feed(analyser, frame, _Work):
                     put(q_work, w, ctl)
-            for w in analyser.flush():
+            for w in gate.filter(analyser.flush(), _Work):
                 put(q_work, w, ctl)
             put(q_work, END, ctl)
 
@@ -290,8 +293,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                     faces_per_frame.append(len(work.alignments))
                     detected += work.detected
                     if progress is not None:
-                        progress(Progress(written, info.frame_count_estimate,
-                                          time.perf_counter() - t_start))
+                        progress(Progress(written, info.frame_count_estimate, time.perf_counter() - t_start))
                 if ctl.error is not None:
                     raise ctl.error
                 with clock.timed("encode"):
@@ -317,7 +319,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn),
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn), seam_faces=gate.seam_faces,
         paste_mask=config.paste.mask, color_match=config.paste.color_match,
         upscale=upscaler.plan.to_dict() if upscaler else None)
 

@@ -61,6 +61,8 @@ class Report:
     paste_mask: str = "face"              # --mask used for paste-back (face, parse, box)
     color_match: str = "none"             # --color-match used (none, lab)
     upscale: dict[str, Any] | None = None   # --upscale: sizes, method, upsampler backend and why (UpscalePlan)
+    # a range's edge frames -> ((track id, alignment matrix), ...): chunks match track IDs with these
+    seam_faces: dict[int, tuple] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:

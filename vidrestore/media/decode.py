@@ -192,6 +192,8 @@ class VideoReader:
             raise
         self.info = self._make_info(self._first)
         self._iterated = False
+        self._index0 = 0            # number of the first delivered frame (a range starts later)
+        self._skip_before: int | None = None  # frames with a smaller pts are decoded and dropped
 
     def _open_container(self) -> tuple[av.container.InputContainer, av.video.VideoStream]:
         return _open(self.path, self.config.threads, self.config.frame_threads)
@@ -213,6 +215,31 @@ class VideoReader:
         if self._container is not None:
             self._container.close()
             self._container = None
+
+    def seek(self, pts: int, *, index: int, keyframe_pts: int | None = None) -> None:
+        """Start at the first frame whose pts is at or after ``pts``, numbered ``index`` (a range of
+        the video, see :mod:`vidrestore.media.index`): seek to the keyframe at ``keyframe_pts`` (or
+        before it) and decode forward, dropping the frames before ``pts``. Call before iterating."""
+        if self._iterated or self._is_image:
+            raise RuntimeError("seek() only before iterating a video")
+        self._index0, self._skip_before = index, pts
+        target = pts if keyframe_pts is None else min(keyframe_pts, pts)
+        first = self._first.pts if self._first.pts is not None else self._first.dts
+        if first is not None and first >= target:
+            return                  # already there: the first decoded frame is not after the target
+        for where in (target, None):
+            if where is None:       # the keyframe index was wrong: decode from the very start
+                self._container.seek(0, backward=True)
+            else:
+                self._container.seek(where, stream=self._stream, backward=True, any_frame=False)
+            self._raw = self._decode_raw()
+            self._first = next(self._raw, None)
+            got = None if self._first is None else (self._first.pts if self._first.pts is not None
+                                                     else self._first.dts)
+            if got is not None and got <= pts:
+                return
+        if self._first is None:
+            raise InputError(f"nothing decodes from pts {pts} on", path=self.path)
 
     # -- decoding ------------------------------------------------------------------------------
     def _decode_raw(self) -> Iterator[av.VideoFrame]:
@@ -265,6 +292,9 @@ class VideoReader:
         frames: Iterator[av.VideoFrame] = iter([self._first]) if self._is_image else _chain(self._first, self._raw)
         high = self.config.full_depth and self.info.bit_depth > 8
         for vf in frames:
+            pts = vf.pts if vf.pts is not None else vf.dts
+            if self._skip_before is not None and pts is not None and pts < self._skip_before:
+                continue            # before the range (decoded from its keyframe on)
             rot = vf.rotation or 0
             rgb_hi = None
             if high:   # 10/12/16-bit: keep a uint16 plane; the analysis gets its rounded 8-bit copy
@@ -274,8 +304,7 @@ class VideoReader:
             else:
                 rgb, alpha = frame_to_rgb(vf, want_alpha=want_alpha)
                 rgb = upright(rgb, rot)
-            pts = vf.pts if vf.pts is not None else vf.dts
-            yield Frame(index=self.stats.frames, pts=pts, time_base=tb, rgb=rgb,
+            yield Frame(index=self._index0 + self.stats.frames, pts=pts, time_base=tb, rgb=rgb,
                         alpha=upright(alpha, rot), rgb_hi=rgb_hi)
             self.stats.frames += 1
         self._first = None

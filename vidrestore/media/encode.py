@@ -337,6 +337,22 @@ class VideoWriter:
         if self._audio is not None:
             self.stats.audio_packets = self._audio.packets
 
+    def copy_packet(self, packet: av.Packet, *, pts: int) -> None:
+        """Mux an already encoded packet of an intra-only codec made with this writer's settings at
+        ``pts`` (source time base), keeping audio interleaved: the stream-copy join of chunked runs."""
+        packet.stream = self._stream
+        packet.time_base = self.info.time_base
+        packet.pts = packet.dts = pts
+        try:
+            self._container.mux(packet)
+            if self._audio is not None:
+                self._audio.mux_until(float(pts * self.info.time_base))
+                self.stats.audio_packets = self._audio.packets
+        except av.FFmpegError as e:
+            raise EncodeError(f"muxing a copied packet failed ({' '.join(str(e).split())[:200]})",
+                              path=self.path) from e
+        self.stats.frames += 1
+
     def _write_image(self, frame: Frame) -> None:
         if self._image_bytes is not None:
             raise EncodeError("an image output takes exactly one frame", path=self.path)
