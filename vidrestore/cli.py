@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 import traceback
@@ -191,9 +193,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"vidrestore: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("vidrestore: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"vidrestore: interrupted by {signal.Signals(signum).name}; stopped, temporary output "
+              "removed", file=sys.stderr)
+        return 128 + signum
     except Exception as err:  # a bug: say so plainly, keep the traceback for --verbose
         if args.verbose:
             traceback.print_exc()
@@ -202,7 +206,38 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: raised in the main thread so the run unwinds like a
+    Ctrl-C (threads stop, the temporary output is deleted); the exit code is 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """Signal handler: the first signal raises :class:`Interrupted`, a second exits at once."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.seen:  # a second signal while unwinding: leave at once
+            os.write(2, b"vidrestore: interrupted again; exiting at once\n")
+            os._exit(128 + signum)
+        self.seen = True
+        raise Interrupted(signum)
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run and exit. SIGINT/SIGTERM/SIGHUP stop the run cleanly (exit 130/143/129); a second one
+    exits at once."""
+    handler = _StopOnSignal()
+    for s in STOP_SIGNALS:
+        signal.signal(s, handler)
     sys.exit(run(argv))
 
 
