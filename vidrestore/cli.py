@@ -53,6 +53,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-face", type=int, default=32, help="leave faces smaller than this (pixels)")
     f.add_argument("--detect-every", type=int, default=1, help="detect on every k-th frame")
     f.add_argument("--det-threshold", type=float, default=0.8, help="detector score threshold")
+    f.add_argument("--max-faces", type=int, default=50,
+                   help="restore at most this many faces per frame, the largest (bounded work)")
     f.add_argument("--max-misses", type=int, default=10, help="frames a track survives unseen")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default="libx264", help="video encoder (libx264, libx265, ffv1, ...)")
@@ -60,6 +62,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", default="medium", help="encoder preset")
     o = p.add_argument_group("output")
     o.add_argument("--report", type=Path, help="write the run report as JSON")
+    o.add_argument("--strict", action="store_true",
+                   help="fail (exit 2, no output) if any input frame is lost to damage or truncation")
     o.add_argument("--progress", action="store_true", help="show progress even when not a terminal")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     o.add_argument("--verbose", action="store_true", help="tracebacks on errors")
@@ -90,10 +94,12 @@ def _sub_parser() -> argparse.ArgumentParser:
 
 
 def _config_from(args: argparse.Namespace):
-    from .config import (AlignConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
+    from .config import (AlignConfig, DecodeConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
                          RestoreConfig, SmoothConfig, TrackConfig)
     return RestoreConfig(
-        detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold),
+        detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold,
+                            max_faces=args.max_faces),
+        decode=DecodeConfig(strict=args.strict),
         track=TrackConfig(max_misses=args.max_misses),
         smooth=SmoothConfig(strength=args.smoothing),
         align=AlignConfig(min_face=args.min_face),

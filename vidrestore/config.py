@@ -29,9 +29,12 @@ class DecodeConfig:
     # drops frames around a damaged packet (truncated_60pct_faststart.mp4: 65 instead of 67 frames, no
     # error raised), so the default is slice threading, which reports and skips exactly the bad packet.
     frame_threads: bool = False
+    strict: bool = False             # --strict: any lost frame (corrupt packet, truncation) is an InputError
+    max_pixels: int = 8192 * 8192    # larger frames (e.g. a damaged 30000x30000 header) are an InputError
 
     def __post_init__(self) -> None:
         _check(self.max_corrupt_packets >= 0, "max_corrupt_packets must be >= 0")
+        _check(self.max_pixels >= 1, "max_pixels must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,8 +45,10 @@ class DetectConfig:
     batch: int = 4                   # frames per detector call
     every: int = 1                   # detect on every k-th frame, propagate in between
     threads: int = 0                 # onnxruntime intra-op threads, 0 = default
+    max_faces: int = 50              # --max-faces: per frame, the largest faces are kept (bounded work)
 
     def __post_init__(self) -> None:
+        _check(self.max_faces >= 1, "--max-faces must be >= 1")
         _check(0.0 < self.score_threshold < 1.0, "--det-threshold must be in (0, 1)")
         _check(self.max_side >= 64, "detector max_side must be >= 64")
         _check(self.every >= 1, "--detect-every must be >= 1")

@@ -75,6 +75,7 @@ class _Analyser:
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
+        self.warnings: dict[str, int] = {}
 
     def push(self, frame: Frame) -> list[_Work]:
         self._chunk.append(frame)
@@ -94,7 +95,7 @@ class _Analyser:
         to_detect = [f for f in chunk if f.index % every == 0]
         with self.clock.timed("detect"):
             found = self.detector.detect([f.rgb for f in to_detect]) if to_detect else []
-        by_index = {f.index: faces for f, faces in zip(to_detect, found)}
+        by_index = {f.index: self._at_most(faces) for f, faces in zip(to_detect, found)}
         out: list[_Work] = []
         for frame in chunk:
             faces = by_index.get(frame.index)
@@ -105,6 +106,17 @@ class _Analyser:
                 final = self.smoother.push(frame.index, tracked)
             out += self._align(final)
         return out
+
+    def _at_most(self, faces: list) -> list:
+        """The ``max_faces`` largest faces: work per frame stays bounded whatever the detector finds."""
+        limit = self.config.detect.max_faces
+        if len(faces) <= limit:
+            return faces
+        self.warnings["faces over --max-faces left alone"] = \
+            self.warnings.get("faces over --max-faces left alone", 0) + len(faces) - limit
+        area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
+        keep = sorted(range(len(faces)), key=lambda i: -area[i])[:limit]
+        return [faces[i] for i in sorted(keep)]
 
     def _align(self, final) -> list[_Work]:
         out = []
@@ -285,7 +297,9 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn))
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn, analyser.warnings),
+        frames_lost=reader.stats.frames_lost, lost=tuple(reader.stats.lost),
+        loss_text=reader.stats.loss_text() if reader.stats.frames_lost else "")
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,

@@ -39,6 +39,9 @@ class Report:
     stage_seconds: dict[str, float]       # busy time per stage (threads overlap, so these can sum past wall)
     wall_seconds: float
     warnings: dict[str, int] = field(default_factory=dict)
+    frames_lost: int = 0                  # damaged or missing in the input (corrupt packets, truncation)
+    lost: tuple[tuple[float | None, int, str], ...] = ()   # (seconds or None, frames, cause)
+    loss_text: str = ""                   # the one-line account of frames_lost
 
     @property
     def fps(self) -> float:
@@ -69,6 +72,8 @@ class Report:
              f"faces: {self.faces_restored} restored, {self.faces_skipped_small} too small, "
              f"{len(self.tracks)} tracks; backend {self.backend.name} on {self.backend.device} "
              f"({self.backend.precision})"]
+        if self.frames_lost:
+            s.append(f"input damaged: {self.loss_text}")
         if self.stage_seconds:
             s.append("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()))
         if self.warnings:
