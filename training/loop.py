@@ -337,7 +337,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+        name, keys, pos, has_gauss, gauss = np.random.get_state()   # as tensors/ints: weights_only loads it
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(),
+                               "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
                                "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -370,9 +372,9 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore everything saved by :meth:`save_checkpoint`. Loads a pickle: only your own files."""
+        """Restore everything saved by :meth:`save_checkpoint` (a safe, weights-only load)."""
         path = Path(path)
-        st = load_torch(path, what="training checkpoint", weights_only=False)
+        st = load_torch(path, what="training checkpoint")
         if not isinstance(st, dict) or st.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError("not a training-state checkpoint of this version", path=path)
         if st["batch_size"] != self.cfg.data.batch_size:
@@ -393,7 +395,8 @@ class Trainer:
         self.scaler.load_state_dict(st["scaler"])
         rng = st["rng"]
         torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
+        name, keys, *rest = rng["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])

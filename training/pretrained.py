@@ -20,14 +20,14 @@ from torch import Tensor, nn
 from vidrestore.errors import CheckpointError
 
 
-def load_torch(path: str | Path, *, what: str, weights_only: bool = True) -> object:
-    """``torch.load`` of ``path`` onto the CPU; a missing or unreadable file is a CheckpointError
-    naming ``what`` (e.g. "ArcFace weights"). ``weights_only=False`` unpickles: own files only."""
+def load_torch(path: str | Path, *, what: str) -> object:
+    """``torch.load(weights_only=True)`` of ``path`` onto the CPU (never runs pickled code); a
+    missing or unreadable file is a CheckpointError naming ``what`` (e.g. "ArcFace weights")."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", path=path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every unreadable file is a checkpoint problem
         raise CheckpointError(f"cannot read {what}: {str(exc)[:200]}", path=path) from None
 
