@@ -170,6 +170,9 @@ def _open(path: Path, threads: int, frame_threads: bool, max_pixels: int) -> tup
         container.close()
         raise InputError(f"has no video stream (streams: {kinds})", path=path)
     stream = streams[0]
+    if stream.codec_context is None:   # e.g. a damaged sample description: FFmpeg found no decoder
+        container.close()
+        raise InputError("video stream cannot be decoded (unknown codec or damaged header)", path=path)
     try:
         _check_size(path, stream.codec_context.width or 0, stream.codec_context.height or 0, max_pixels)
     except InputError:
