@@ -1,7 +1,7 @@
 """Command line: argument parsing, progress display, exit codes. The only module that exits.
 
     vidrestore INPUT -o OUTPUT [options]          restore a video (or a still image)
-    vidrestore weights download [NAME] | list     manage the released GFP-GAN weights
+    vidrestore weights download [NAME] | list     manage the released GFP-GAN (and parsenet) weights
     vidrestore engines build --weights ...        prebuild a TensorRT engine
 """
 from __future__ import annotations
@@ -49,6 +49,18 @@ def _restore_parser() -> argparse.ArgumentParser:
                    help="custom CUDA kernels (CuPy) or plain torch ops on the GPU")
     f = p.add_argument_group("faces")
     f.add_argument("--strength", type=float, default=1.0, help="blend of restored (1) and original (0)")
+    f.add_argument("--mask", default="face", choices=["face", "parse", "box"],
+                   help="what is pasted back: the template face outline (face), a face-parsing network's "
+                        "face classes on each restored face (parse; weights downloaded on first use), or "
+                        "the whole aligned square (box)")
+    f.add_argument("--mask-blur", type=float, default=0.03,
+                   help="face/parse mask edge softness: Gaussian sigma as a fraction of the face size")
+    f.add_argument("--mask-erode", type=float, default=0.02,
+                   help="face/parse mask shrink before blurring, as a fraction of the face size")
+    f.add_argument("--color-match", default="none", choices=["none", "lab"],
+                   help="lab: match the restored face's Lab mean and spread to the original's")
+    f.add_argument("--parse-weights", default="parsenet",
+                   help="face parser for --mask parse: 'parsenet' (downloaded on first use) or a .pth path")
     f.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength, 0 = off")
     f.add_argument("--min-face", type=int, default=32, help="leave faces smaller than this (pixels)")
     f.add_argument("--detect-every", type=int, default=1, help="detect on every k-th frame")
@@ -75,7 +87,7 @@ def _sub_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidrestore")
     p.add_argument("--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("weights", help="download or list GFP-GAN release weights")
+    w = sub.add_parser("weights", help="download or list GFP-GAN release weights (and 'parsenet')")
     wsub = w.add_subparsers(dest="action", required=True)
     d = wsub.add_parser("download", help="fetch a release into the cache ($VIDRESTORE_HOME)")
     d.add_argument("name", nargs="?", default="GFPGANv1.4")
@@ -103,7 +115,9 @@ def _config_from(args: argparse.Namespace):
         track=TrackConfig(max_misses=args.max_misses),
         smooth=SmoothConfig(strength=args.smoothing),
         align=AlignConfig(min_face=args.min_face),
-        paste=PasteConfig(strength=args.strength),
+        paste=PasteConfig(strength=args.strength, mask=args.mask, mask_blur=args.mask_blur,
+                          mask_erode=args.mask_erode, color_match=args.color_match,
+                          parse_weights=args.parse_weights),
         encode=EncodeConfig(codec=args.codec, crf=args.crf, preset=args.preset),
         model=ModelConfig(weights=args.weights, backend=args.backend, device=args.device,
                           precision=args.precision, batch=args.batch, restorer=args.restorer,

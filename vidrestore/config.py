@@ -14,6 +14,8 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"]
 RestorerName = Literal["gfpgan", "identity"]
+MaskMode = Literal["face", "parse", "box"]
+ColorMatch = Literal["none", "lab"]
 
 
 def _check(cond: bool, message: str) -> None:
@@ -96,11 +98,20 @@ class AlignConfig:
 @dataclass(frozen=True, kw_only=True)
 class PasteConfig:
     strength: float = 1.0            # blend of restored (1) and original (0) crop
-    feather: float = 0.05            # mask feather width as a fraction of the crop side
+    feather: float = 0.05            # box mask: feather width as a fraction of the crop side
+    mask: MaskMode = "face"          # what of the crop is pasted (see vidrestore.faces.masks)
+    mask_blur: float = 0.03          # face/parse: Gaussian sigma of the edge, fraction of the crop side
+    mask_erode: float = 0.02         # face/parse: erosion before the blur, fraction of the crop side
+    color_match: ColorMatch = "none"  # lab: match the restored face's Lab mean/std to the original's
+    parse_weights: str = "parsenet"  # parse: a known name (downloaded on first use) or a .pth path
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.strength <= 1.0, "--strength must be in [0, 1]")
         _check(0.0 <= self.feather <= 0.5, "feather must be in [0, 0.5]")
+        _check(self.mask in ("face", "parse", "box"), f"--mask must be face, parse or box, got {self.mask!r}")
+        _check(0.0 <= self.mask_blur <= 0.25, "--mask-blur must be in [0, 0.25] (a fraction of the face size)")
+        _check(0.0 <= self.mask_erode <= 0.25, "--mask-erode must be in [0, 0.25] (a fraction of the face size)")
+        _check(self.color_match in ("none", "lab"), f"--color-match must be none or lab, got {self.color_match!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from .config import RestoreConfig
 from .faces.align import alignments_for
 from .faces.detect import FaceDetector, RetinaFaceDetector
 from .faces.ops import CpuImageOps, ImageOps
+from .faces.parse import FaceParser
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
 from .report import BackendInfo, Report, merge_warnings
@@ -54,6 +55,7 @@ class _Work:
     alignments: tuple[Alignment, ...]
     crops: object | None              # aligned crops in the ImageOps' format, None without faces
     restored: object | None = None    # restored crops, same format
+    masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
 
 
@@ -109,14 +111,12 @@ class _Analyser:
 
     def _at_most(self, faces: list) -> list:
         """The ``max_faces`` largest faces: work per frame stays bounded whatever the detector finds."""
-        limit = self.config.detect.max_faces
+        limit, key = self.config.detect.max_faces, "faces over --max-faces left alone"
         if len(faces) <= limit:
             return faces
-        self.warnings["faces over --max-faces left alone"] = \
-            self.warnings.get("faces over --max-faces left alone", 0) + len(faces) - limit
-        area = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) for f in faces]
-        keep = sorted(range(len(faces)), key=lambda i: -area[i])[:limit]
-        return [faces[i] for i in sorted(keep)]
+        self.warnings[key] = self.warnings.get(key, 0) + len(faces) - limit
+        keep = sorted(range(len(faces)), key=lambda i: -float(np.prod(faces[i].box[2:] - faces[i].box[:2])))
+        return [faces[i] for i in sorted(keep[:limit])]
 
     def _align(self, final) -> list[_Work]:
         out = []
@@ -139,14 +139,19 @@ class _Analyser:
 
 
 def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
-                   clock: StageClock) -> list[_Work]:
-    """Restore the faces of several frames in one backend call."""
+                   clock: StageClock, parser: FaceParser | None = None) -> list[_Work]:
+    """Restore the faces of several frames in one backend call (and parse them, with a parser)."""
     with_faces = [w for w in items if w.crops is not None]
     if not with_faces:
         return items
     with clock.timed("restore"):
         x = torch.cat([ops.to_input(w.crops) for w in with_faces]).to(backend.device)
         y = backend.restore(x).to(ops.device)
+    masks = None
+    if parser is not None:
+        with clock.timed("parse"):
+            masks = parser.masks(y, [a.track_id for w in with_faces for a in w.alignments],
+                                 [w.frame.index for w in with_faces for _ in w.alignments])
     out, k = [], 0
     for w in items:
         if w.crops is None:
@@ -155,7 +160,7 @@ def _restore_batch(items: list[_Work], backend: RestoreBackend, ops: ImageOps,
             n = len(w.alignments)
             with clock.timed("restore"):
                 restored = ops.from_output(y[k:k + n])
-            out.append(replace(w, restored=restored))
+            out.append(replace(w, restored=restored, masks=None if masks is None else masks[k:k + n]))
             k += n
     return out
 
@@ -166,13 +171,13 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     with clock.timed("paste"):
         mats = np.stack([a.matrix for a in work.alignments])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
-                        originals=work.crops)
+                        originals=work.crops, masks=work.masks)
     return replace(work.frame, rgb=rgb)
 
 
 # ---------------------------------------------------------------------------------------------
 def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend, ops: ImageOps,
-                  batch: int, clock: StageClock, ctl: RunControl) -> None:
+                  batch: int, clock: StageClock, ctl: RunControl, parser: FaceParser | None = None) -> None:
     """Batch faces across frames: take what is ready, run once `batch` faces are pending or the
     analyser has nothing more right now."""
     pending: list[_Work] = []
@@ -186,7 +191,7 @@ def _restore_loop(q_in: queue.Queue, q_out: queue.Queue, backend: RestoreBackend
             pending.append(item)
             faces += len(item.alignments) if item.crops is not None else 0
         if done or item is None or faces >= batch or (faces == 0 and pending):
-            for w in _restore_batch(pending, backend, ops, clock):
+            for w in _restore_batch(pending, backend, ops, clock, parser):
                 put(q_out, w, ctl)
             pending, faces = [], 0
     put(q_out, END, ctl)
@@ -197,11 +202,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
                   progress: Callable[[Progress], None] | None = None,
                   detector: FaceDetector | None = None,
                   backend: RestoreBackend | None = None, backend_reason: str = "",
-                  image_ops: ImageOps | None = None) -> Report:
+                  image_ops: ImageOps | None = None, parser: FaceParser | None = None) -> Report:
     """Restore every face of ``input`` into ``output`` (written atomically); returns the Report.
 
     ``restorer`` is any callable on (N,3,512,512) float tensors in [-1,1]; ``backend`` an already
-    built RestoreBackend (both override ``config.model``).
+    built RestoreBackend (both override ``config.model``); ``parser`` a FaceParser for ``--mask parse``
+    (default: built from ``config.paste``).
     """
     from .backends.factory import create_backend
     from .media.decode import VideoReader
@@ -226,6 +232,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
         detector = detector or _detector_for(ops, config)
+        parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
@@ -253,7 +260,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             put(q_work, END, ctl)
 
         def restore() -> None:
-            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl)
+            _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
         faces_per_frame: list[int] = []
@@ -298,6 +305,7 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn, analyser.warnings),
+        paste_mask=config.paste.mask, color_match=config.paste.color_match,
         frames_lost=reader.stats.frames_lost, lost=tuple(reader.stats.lost),
         loss_text=reader.stats.loss_text() if reader.stats.frames_lost else "")
 
@@ -310,6 +318,15 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
         from .faces.gpu_ops import GpuImageOps
         return GpuImageOps(device=backend.device, kernels=config.model.kernels)
     return CpuImageOps(paste_inplace=owns_frames)
+
+
+def _parser_for(backend: RestoreBackend, config: RestoreConfig,
+                given: FaceParser | None = None) -> FaceParser | None:
+    """The face parser of ``--mask parse`` (``given``, or one on the network's device), else None.
+    Raises CheckpointError (exit 4) when its weights are missing and cannot be downloaded."""
+    if config.paste.mask != "parse":
+        return None
+    return given if given is not None else FaceParser(config=config.paste, device=backend.device)
 
 
 def _detector_for(ops: ImageOps, config: RestoreConfig) -> FaceDetector:
@@ -340,7 +357,8 @@ class Restorer:
     def __init__(self, config: RestoreConfig = RestoreConfig(), *,
                  restorer: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  detector: FaceDetector | None = None,
-                 backend: RestoreBackend | None = None) -> None:
+                 backend: RestoreBackend | None = None,
+                 parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
         self.config = config
         if backend is None:
@@ -350,17 +368,20 @@ class Restorer:
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
         self.detector = detector or _detector_for(self.ops, config)
+        self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
 
     def restore_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         analyser = _Analyser(self.config, self.detector, self.ops, self.clock)
+        if self.parser is not None:
+            self.parser.reset()
         pending: list[_Work] = []
 
         def drain(items: list[_Work], final: bool = False) -> Iterator[np.ndarray]:
             pending.extend(items)
             faces = sum(len(w.alignments) for w in pending if w.crops is not None)
             if final or faces >= self.backend.max_batch or (faces == 0 and pending):
-                for w in _restore_batch(pending, self.backend, self.ops, self.clock):
+                for w in _restore_batch(pending, self.backend, self.ops, self.clock, self.parser):
                     yield self.ops.to_host(_paste(w, self.config, self.ops, self.clock).rgb)
                 pending.clear()
 

@@ -39,6 +39,8 @@ class Report:
     stage_seconds: dict[str, float]       # busy time per stage (threads overlap, so these can sum past wall)
     wall_seconds: float
     warnings: dict[str, int] = field(default_factory=dict)
+    paste_mask: str = "face"              # --mask used for paste-back (face, parse, box)
+    color_match: str = "none"             # --color-match used (none, lab)
     frames_lost: int = 0                  # damaged or missing in the input (corrupt packets, truncation)
     lost: tuple[tuple[float | None, int, str], ...] = ()   # (seconds or None, frames, cause)
     loss_text: str = ""                   # the one-line account of frames_lost
@@ -71,7 +73,8 @@ class Report:
              f"{self.wall_seconds:.1f} s, {self.fps:.2f} fps",
              f"faces: {self.faces_restored} restored, {self.faces_skipped_small} too small, "
              f"{len(self.tracks)} tracks; backend {self.backend.name} on {self.backend.device} "
-             f"({self.backend.precision})"]
+             f"({self.backend.precision}); paste mask {self.paste_mask}"
+             + (f", colour match {self.color_match}" if self.color_match != "none" else "")]
         if self.frames_lost:
             s.append(f"input damaged: {self.loss_text}")
         if self.stage_seconds:

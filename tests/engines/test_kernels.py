@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engines import kernel_loader as L
 from engines import kernels as K
 from engines import kernels_reference as R
 from tests.support import cuda_emu
@@ -40,10 +41,10 @@ def _need(cond: bool, why: str) -> None:
 def test_source_is_nvrtc_friendly(name):
     src = (K.KERNEL_DIR / f"{name}.cu").read_text()
     directive = re.compile(r"^\s*#\s*include\s*[<\"]([^>\"]+)", re.M)
-    assert directive.findall(src) == [K.COMMON_HEADER]
+    assert directive.findall(src) == [L.COMMON_HEADER]
     inlined = K.kernel_source(name)
     assert directive.findall(inlined) == [] and "h2f" in inlined
-    assert directive.findall((K.KERNEL_DIR / K.COMMON_HEADER).read_text()) == []
+    assert directive.findall((L.KERNEL_DIR / L.COMMON_HEADER).read_text()) == []
 
 
 @pytest.mark.parametrize("name", sorted(K.KERNEL_NAMES))
@@ -86,7 +87,7 @@ def test_missing_cupy_raises_backend_unavailable(monkeypatch):
     with pytest.raises(BackendUnavailable, match=f"pip install cupy-cuda{major}x"):
         K.SFTKernels("cuda")
     with pytest.raises(BackendUnavailable, match="CuPy not installed"):
-        K._load_module.__wrapped__("sft", 0, "auto")
+        L._load_module.__wrapped__("sft", 0, "auto")
 
 
 def test_unknown_family():
@@ -170,8 +171,8 @@ def test_functions_are_fetched_on_the_kernels_device(monkeypatch):
             fetched.append(fake.device)
             return name
 
-    monkeypatch.setattr(K, "_cupy", lambda: fake)
-    monkeypatch.setattr(K, "load_module", lambda name, device, source: Module())
+    monkeypatch.setattr(L, "_cupy", lambda: fake)
+    monkeypatch.setattr(L, "load_module", lambda name, device, source: Module())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     ops = K.SFTKernels("cuda:1")
     assert ops.device == torch.device("cuda", 1) and set(ops._functions) == set(K.KERNEL_NAMES["sft"])
@@ -215,13 +216,13 @@ class FakeCupy:
 def test_load_module_prefers_a_fresh_loadable_fatbin(case, tmp_path, monkeypatch):
     fake = FakeCupy(fail_path=case == "broken")
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(K, "FATBIN_DIR", tmp_path)
+    monkeypatch.setattr(L, "FATBIN_DIR", tmp_path)
     if case != "missing":
         fatbin = tmp_path / "sft.fatbin"
         fatbin.write_bytes(b"x")
         src_time = (K.KERNEL_DIR / "sft.cu").stat().st_mtime
         os.utime(fatbin, (src_time - 10, src_time - 10) if case == "stale" else (src_time + 10, src_time + 10))
-    load = K._load_module.__wrapped__
+    load = L._load_module.__wrapped__
     mod = load("sft", 0, "auto")
     assert mod.kind == ("fatbin" if case == "fresh" else "nvrtc")
     assert load("sft", 0, "nvrtc").kind == "nvrtc"
@@ -455,7 +456,7 @@ _DRIVER_TOO_OLD = ("UNSUPPORTED_PTX_VERSION", "NO_BINARY_FOR_GPU", "INSUFFICIENT
 
 
 def _ops(family: str, source: str):
-    if source == "fatbin" and not (K.FATBIN_DIR / f"{family}.fatbin").is_file():
+    if source == "fatbin" and not (L.FATBIN_DIR / f"{family}.fatbin").is_file():
         pytest.skip("no prebuilt fatbin (run cmake --build build)")
     try:
         return FAMILIES[family]("cuda", source=source)

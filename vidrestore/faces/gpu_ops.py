@@ -4,8 +4,10 @@ Frames are (H, W, 3) uint8 tensors on ``device``; crops are (K, 3, S, S) float t
 [-1, 1] (what the restore backend takes), so nothing goes back to the host between decode and
 encode. The arithmetic is that of :mod:`engines.kernels_reference`: bilinear warps with OpenCV's
 pixel-centre convention, the crop border filled with GFP-GAN's grey (135, 133, 132) as in
-:mod:`vidrestore.faces.align`, paste-back into each crop's box only with the feather mask of
-:func:`vidrestore.faces.paste.feather_mask` and the same strength rule as :func:`paste_faces`.
+:mod:`vidrestore.faces.align`, paste-back into each crop's box only with the masks of
+:mod:`vidrestore.faces.masks` (static ``box``/``face`` masks built once on the host and uploaded; per-crop
+``parse`` masks arrive as tensors), the Lab colour match of :func:`vidrestore.faces.color.match_lab_torch`
+and the same strength rule as :func:`paste_faces`.
 
 Kernels: ``"cupy"`` runs engines/kernels/warp.cu through :class:`engines.kernels.WarpKernels`;
 ``"torch"`` the plain-torch references (any device); ``"auto"`` the CuPy kernels on CUDA when CuPy
@@ -29,7 +31,8 @@ import torch
 from ..config import PasteConfig
 from ..errors import BackendUnavailable
 from .align import BORDER_VALUE
-from .paste import feather_mask
+from .color import match_lab_torch
+from .masks import feather_mask, static_mask
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ class GpuImageOps:
         self.device = "cpu" if dev.type == "cpu" else str(dev)
         self.dtype = dtype
         self._k, self.kernels = warp_kernels(dev, kernels)
-        self._masks: dict[tuple[int, float], torch.Tensor] = {}
+        self._masks: dict[tuple, torch.Tensor] = {}
         self._border = tuple(float(v) for v in BORDER_VALUE)
 
     def __repr__(self) -> str:
@@ -134,8 +137,19 @@ class GpuImageOps:
             self._masks[key] = m
         return m
 
+    def paste_mask(self, crop_size: int, config: PasteConfig) -> torch.Tensor:
+        """The static ``box``/``face`` mask of :func:`static_mask` as an (S, S) float32 tensor (cached)."""
+        key = (int(crop_size), config.mask, float(config.feather), float(config.mask_blur),
+               float(config.mask_erode))
+        m = self._masks.get(key)
+        if m is None:
+            m = torch.from_numpy(np.array(static_mask(int(crop_size), config), dtype=np.float32)).to(self._dev)
+            self._masks[key] = m
+        return m
+
     def paste(self, frame_rgb: Any, restored: torch.Tensor, matrices: np.ndarray, *,
-              config: PasteConfig, originals: torch.Tensor | None) -> torch.Tensor:
+              config: PasteConfig, originals: torch.Tensor | None,
+              masks: torch.Tensor | None = None) -> torch.Tensor:
         """A new (H, W, 3) uint8 frame with the restored crops blended in, crop by crop, in order.
 
         With ``originals`` and strength < 1 the crop pasted is ``s * restored + (1 - s) * original``
@@ -152,11 +166,26 @@ class GpuImageOps:
         crops = restored.to(self._dev)
         if crops.dtype not in (torch.float32, torch.float16):
             crops = crops.float()
+        size = crops.shape[-1]
+        if masks is None:
+            mask = self.paste_mask(size, config)
+        else:
+            mask = torch.as_tensor(masks).to(self._dev, torch.float32)
+            if tuple(mask.shape) != (len(mats), size, size):
+                raise ValueError(f"masks must be ({len(mats)}, {size}, {size}), got {tuple(mask.shape)}")
+        if config.color_match == "lab":
+            if originals is None:
+                raise ValueError("color_match needs the original crops (originals=)")
+            crops = match_lab_torch(crops, originals.to(self._dev), mask)
         strength = float(config.strength)
         if originals is not None and strength < 1.0:
             crops = (crops.float().clamp(-1.0, 1.0) * strength
                      + originals.to(self._dev).float() * (1.0 - strength))
             strength = 1.0
         crops = crops.contiguous()
-        mask = self.mask(crops.shape[-1], config.feather)
-        return self._k.paste_crops(out, crops, mats, mask, strength=strength)
+        if mask.dim() == 2:
+            return self._k.paste_crops(out, crops, mats, mask, strength=strength)
+        for i in range(len(mats)):                       # one (S, S) mask per crop, pasted in order
+            out = self._k.paste_crops(out, crops[i:i + 1], mats[i:i + 1], mask[i].contiguous(),
+                                      strength=strength)
+        return out

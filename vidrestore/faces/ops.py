@@ -33,8 +33,9 @@ class ImageOps(Protocol):
         """Backend output (K,3,S,S), not clamped -> restored crops in this ops' crop format."""
 
     def paste(self, frame_rgb: Any, restored: Any, matrices: np.ndarray, *, config: PasteConfig,
-              originals: Any | None) -> Any:
-        """A new frame with the restored crops blended in (only inside each crop's box)."""
+              originals: Any | None, masks: Any | None = None) -> Any:
+        """A new frame with the restored crops blended in (only inside each crop's box), each with
+        its (S, S) mask from ``masks`` (K, S, S; numpy or tensor) or the configuration's static mask."""
 
     def to_host(self, frame_rgb: Any) -> np.ndarray:
         """(H,W,3) uint8 numpy for the encoder."""
@@ -66,9 +67,11 @@ class CpuImageOps:
         return tensor_to_crops(restored)
 
     def paste(self, frame_rgb: np.ndarray, restored: np.ndarray, matrices: np.ndarray, *,
-              config: PasteConfig, originals: np.ndarray | None) -> np.ndarray:
+              config: PasteConfig, originals: np.ndarray | None, masks: Any | None = None) -> np.ndarray:
+        if isinstance(masks, torch.Tensor):
+            masks = masks.detach().float().cpu().numpy()
         return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals,
-                           inplace=self.paste_inplace)
+                           masks=masks, inplace=self.paste_inplace)
 
     def to_host(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb

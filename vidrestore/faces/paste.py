@@ -1,43 +1,33 @@
-"""Paste restored crops back: inverse warp into the crop's bounding box only, feathered blend.
+"""Paste restored crops back: inverse warp into the crop's bounding box only, masked blend.
 
 For each crop the frame box is the bounding box of the four transformed crop corners (plus one pixel for
 bilinear support), clipped to the frame; the inverse matrix is shifted into that box and
 ``cv2.warpAffine`` fills only a box-sized buffer. Pixels outside the box are never read into float nor
-written; inside the box, where the mask is zero the original value is kept bit-exactly.
+written; inside the box, where the warped mask is zero the original value is kept bit-exactly.
 
-Mask: a separable smooth ramp over the crop square (zero at the crop edge, one from ``2 * feather * S``
-inwards; smoothstep profile) — the erode + blur of GFP-GAN's face helper in closed form. It is a pure function
-of (crop size, feather), cached with lru_cache and returned read-only.
+Masks: this module only blends. The mask comes from :mod:`vidrestore.faces.masks` — one static mask per
+crop size for ``box``/``face`` (:func:`~vidrestore.faces.masks.static_mask`), or one mask per crop passed
+in ``masks`` (``parse``: built from the restored crops by :class:`vidrestore.faces.parse.FaceParser`).
+
+Colour (``color_match="lab"``): the restored crop first gets the original crop's Lab mean and spread
+inside its mask (:func:`vidrestore.faces.color.match_lab`); this needs ``originals``.
 
 Strength: with ``originals`` (the unrestored crops) the crop pasted is ``s * restored + (1 - s) * original``;
 without them the blend is against the frame itself (``alpha = s * mask``), which avoids a second resampling.
 
 Overlapping faces are pasted sequentially in the given order: a later face is blended over the result of the
-earlier ones with its own feathered mask.
+earlier ones with its own mask.
 """
 from __future__ import annotations
-
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from vidrestore.config import PasteConfig
+from vidrestore.faces.color import match_lab
+from vidrestore.faces.masks import feather_mask, static_mask
 
-
-@lru_cache(maxsize=8)
-def feather_mask(crop_size: int, feather: float) -> np.ndarray:
-    """(S, S) float32 in [0, 1], read-only: 0 at the crop border rising smoothly to 1 at 2*feather*S."""
-    width = 2.0 * feather * crop_size
-    d = np.minimum(np.arange(crop_size) + 0.5, crop_size - 0.5 - np.arange(crop_size))   # distance to edge
-    if width <= 0:
-        r = np.ones(crop_size)
-    else:
-        t = np.clip(d / width, 0.0, 1.0)
-        r = t * t * (3.0 - 2.0 * t)
-    m = np.ascontiguousarray(np.outer(r, r), dtype=np.float32)
-    m.setflags(write=False)
-    return m
+__all__ = ["feather_mask", "paste_box", "paste_faces"]
 
 
 def paste_box(matrix: np.ndarray, crop_size: int, frame_w: int, frame_h: int) -> tuple[int, int, int, int] | None:
@@ -56,10 +46,11 @@ def paste_box(matrix: np.ndarray, crop_size: int, frame_w: int, frame_h: int) ->
 
 def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, *,
                 config: PasteConfig = PasteConfig(), originals: np.ndarray | None = None,
-                inplace: bool = False) -> np.ndarray:
+                masks: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
     """Blend (K, S, S, 3) uint8 crops into a copy of the (H, W, 3) uint8 frame (or into it when ``inplace``).
 
-    ``matrices`` are the (K, 2, 3) frame->crop matrices used to cut the crops.
+    ``matrices`` are the (K, 2, 3) frame->crop matrices used to cut the crops; ``masks`` optional (K, S, S)
+    float32 per-crop masks in [0, 1] (required for ``mask="parse"``), else the configuration's static mask.
     """
     out = frame_rgb if inplace else frame_rgb.copy()
     crops = np.asarray(crops)
@@ -70,8 +61,17 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
         return out
     h, w = out.shape[:2]
     size = crops.shape[1]
-    mask = feather_mask(size, float(config.feather))
+    if masks is None:
+        mask = static_mask(size, config)
+    else:
+        masks = np.asarray(masks, dtype=np.float32)
+        if masks.shape != (len(crops), size, size):
+            raise ValueError(f"masks must be ({len(crops)}, {size}, {size}), got {masks.shape}")
+    if config.color_match != "none" and originals is None:
+        raise ValueError("color_match needs the original crops (originals=)")
     for k in range(len(crops)):
+        if masks is not None:
+            mask = masks[k]
         box = paste_box(matrices[k], size, w, h)
         if box is None:
             continue
@@ -79,6 +79,8 @@ def paste_faces(frame_rgb: np.ndarray, crops: np.ndarray, matrices: np.ndarray, 
         inv = cv2.invertAffineTransform(matrices[k])
         inv[:, 2] -= (x0, y0)                               # crop -> box coordinates
         crop = crops[k]
+        if config.color_match == "lab":
+            crop = match_lab(crop, originals[k], mask)
         alpha_scale = config.strength
         if originals is not None and config.strength < 1.0:
             crop = cv2.addWeighted(crop, config.strength, originals[k], 1.0 - config.strength, 0.0)

@@ -100,13 +100,11 @@ def check_output_path(output: str | Path, *, source: Path | None, overwrite: boo
     return out
 
 
+_GONE, _DENIED = "the output folder {folder} disappeared", "no permission to write in {folder}"
 _WRITE_CAUSES = {errno.ENOSPC: "no space left on {folder}", errno.EDQUOT: "no space left on {folder} (quota)",
                  errno.EFBIG: "file too large for {folder} (file size limit reached)",
-                 errno.EROFS: "{folder} is read-only", errno.EACCES: "no permission to write in {folder}",
-                 errno.EPERM: "no permission to write in {folder}",
-                 errno.ENOENT: "the output folder {folder} disappeared",
-                 errno.ENOTDIR: "the output folder {folder} disappeared",
-                 errno.ESTALE: "the output folder {folder} disappeared",
+                 errno.EROFS: "{folder} is read-only", errno.EACCES: _DENIED, errno.EPERM: _DENIED,
+                 errno.ENOENT: _GONE, errno.ENOTDIR: _GONE, errno.ESTALE: _GONE,
                  errno.EIO: "I/O error writing to {folder}"}
 
 
@@ -136,15 +134,13 @@ class VideoWriter:
         ext = self.path.suffix.lower()
         self._tmp = self.path.with_name(f".{self.path.stem}.vidrestore-{secrets.token_hex(4)}{ext}")
         self._ext = ext
-        # the folder as opened now: the temp file is removed from it even if it is moved meanwhile,
-        # and commit refuses when the folder at the output path is no longer this one
-        try:
+        # the folder as opened now: the temp file is removed from it even if it is moved meanwhile;
+        try:  # commit refuses when the folder at the output path is no longer this one
             self._dir_fd: int | None = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise write_failure(e, self.path) or OutputError(f"cannot open the output folder ({e})",
                                                              path=self.path) from e
-        self._done = False
-        self._overwrite = overwrite
+        self._done, self._overwrite = False, overwrite
         self._audio: AudioMuxer | None = None
         self._container: av.container.OutputContainer | None = None
         self._last_pts: int | None = None
@@ -360,13 +356,11 @@ class VideoWriter:
             return
         try:
             os.link(self._tmp, self.path)
-        except FileExistsError:
-            raise OutputError("output already exists (created by another run meanwhile); "
-                              "nothing replaced", path=self.path) from None
         except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            no_links = e.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS)
+            if not isinstance(e, FileExistsError) and not no_links:
                 raise
-            if self.path.exists():  # no hard links here (e.g. FAT): check, then rename
+            if isinstance(e, FileExistsError) or self.path.exists():  # no hard links (FAT): check, rename
                 raise OutputError("output already exists (created by another run meanwhile); "
                                   "nothing replaced", path=self.path) from None
             os.replace(self._tmp, self.path)

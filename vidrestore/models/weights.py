@@ -1,4 +1,5 @@
-"""Known GFP-GAN weight releases, the local weights cache, and verified downloads.
+"""Known GFP-GAN weight releases (and the face parser of ``--mask parse``), the local weights cache,
+and verified downloads.
 
 Weights live in ``weights_home() / "weights"`` (``$VIDRESTORE_HOME`` or ``~/.cache/vidrestore``).
 Downloads go to a temporary file in that folder, are checked against the published size and
@@ -33,6 +34,7 @@ class WeightSpec:
     filename: str        # file name in the cache folder
     size: int | None     # bytes, None when unknown (then not checked)
     sha256: str | None   # lowercase hex digest, None when unknown (then not checked)
+    option: str = "--weights"   # the command-line option that takes a path instead
 
 
 KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
@@ -49,6 +51,17 @@ KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
         filename="GFPGANv1.4.pth",
         size=348_632_874,
         sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+    ),
+    # Face parsing for --mask parse (facexlib's ParseNet-512, what GFP-GAN's helper uses with use_parse).
+    # Size and SHA-256 as recorded independently by several projects that pin this file (model
+    # manifests, PKGBUILDs, download scripts), all agreeing; facexlib itself publishes neither.
+    "parsenet": WeightSpec(
+        name="parsenet",
+        url="https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
+        filename="parsing_parsenet.pth",
+        size=85_331_193,
+        sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+        option="--parse-weights",
     ),
 })
 
@@ -100,7 +113,7 @@ def resolve_weights(name_or_path: str, *, download: bool = True) -> Path:
     if not download:
         raise WeightsUnavailable(
             f"{spec.name} is not cached and downloading is disabled; fetch {spec.url} and save it as "
-            f"{cached}, or pass --weights PATH", path=cached)
+            f"{cached}, or pass {spec.option} PATH", path=cached)
     return download_weights(spec.name)
 
 
@@ -126,7 +139,7 @@ def download_weights(name: str, *, force: bool = False, progress: ProgressFn | N
     target = folder / spec.filename
     if target.is_file() and not force:
         return target
-    manual = f"download {spec.url} yourself and save it as {target}, or pass --weights PATH"
+    manual = f"download {spec.url} yourself and save it as {target}, or pass {spec.option} PATH"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

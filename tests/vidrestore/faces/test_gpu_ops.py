@@ -182,3 +182,38 @@ def test_cupy_wrappers_on_the_emulator(frame_and_mats):
     got = ops.to_host(ops.paste(ops.upload(frame), _to_tensor(restored), small, config=cfg, originals=crops))
     assert np.any(expected != frame)
     assert np.abs(got.astype(np.int16) - expected.astype(np.int16)).max() <= 2
+
+
+@pytest.mark.parametrize("mode", ["face+lab", "parse+lab"])
+def test_face_and_parse_masks_and_colour_match_match_cpu(frame_and_mats, mode):
+    """The GPU path's masks (static face mask uploaded; per-crop parse masks as tensors) and its torch Lab
+    colour match give the CPU path's frame within 2 levels; outside the masks the frame is bit-exact."""
+    from vidrestore.faces.masks import hard_face_mask, soften
+    frame, mats = frame_and_mats
+    mats = mats[:2]
+    cpu_ops, ops = CpuImageOps(), GpuImageOps(device="cpu", kernels="torch")
+    originals = cpu_ops.warp(frame, mats, crop_size=512)
+    restored = _restored_like(originals)
+    masks = None
+    if mode.startswith("parse"):
+        cfg = PasteConfig(mask="parse", color_match="lab", strength=0.7)
+        hard = np.stack([hard_face_mask(512), np.roll(hard_face_mask(512), 40, axis=1)])   # two shapes
+        masks = soften(hard, blur=cfg.mask_blur, erode=cfg.mask_erode)
+    else:
+        cfg = PasteConfig(mask="face", color_match="lab")
+    expected = cpu_ops.paste(frame, restored, mats, config=cfg, originals=originals, masks=masks)
+    got = ops.to_host(ops.paste(ops.upload(frame), _to_tensor(restored), mats, config=cfg,
+                                originals=_to_tensor(originals),
+                                masks=None if masks is None else torch.from_numpy(masks)))
+    changed = np.any(expected != frame, axis=2)
+    assert changed.mean() > 0.02
+    diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+    assert diff.max() <= 2, diff.max()
+    # the crop's corner (outside every mask) is the original frame on both paths
+    inv = np.linalg.inv(np.vstack([mats[0], [0, 0, 1]]))[:2]
+    x, y = (np.array([30.0, 30.0]) @ inv[:, :2].T + inv[:, 2]).round().astype(int)
+    assert (got[y, x] == frame[y, x]).all() and (expected[y, x] == frame[y, x]).all()
+    # a colour-matched paste differs from an unmatched one (the match did something)
+    plain = cpu_ops.paste(frame, restored, mats, config=PasteConfig(mask=cfg.mask, strength=cfg.strength),
+                          originals=originals, masks=masks)
+    assert np.abs(plain.astype(int) - expected.astype(int)).max() > 20

@@ -28,7 +28,7 @@ def test_colours_and_positions_are_kept() -> None:
     crop[0, :, :, 1] = (np.arange(s) * 4)[None, :]          # G ramps along x
     crop[0, :, :, 2] = (np.arange(s) * 4)[:, None]          # B ramps along y
     frame = np.full((120, 150, 3), 10, np.uint8)
-    out = paste_faces(frame, crop, _translation(40, 30), config=PasteConfig(feather=0.1))
+    out = paste_faces(frame, crop, _translation(40, 30), config=PasteConfig(mask="box", feather=0.1))
     inner = out[30 + 16:30 + 48, 40 + 16:40 + 48]           # where the mask is 1 (feather ramp = 2*0.1*64 px)
     np.testing.assert_array_equal(inner, crop[0, 16:48, 16:48])
     assert out[30, 40 + 32, 0] < 200                        # feathered edge blends
@@ -40,7 +40,7 @@ def test_only_the_bounding_box_changes() -> None:
     frame = rng.integers(0, 256, (241, 333, 3), dtype=np.uint8)       # odd size
     m = np.array([[[1.3, 0.4, -90], [-0.4, 1.3, -30]]], np.float32)   # rotated + scaled
     crops = np.full((1, 128, 128, 3), 255, np.uint8)
-    out = paste_faces(frame, crops, m, config=PasteConfig(feather=0.05))
+    out = paste_faces(frame, crops, m, config=PasteConfig(mask="box", feather=0.05))
     x0, y0, x1, y1 = paste_box(m[0], 128, 333, 241)
     changed = np.any(out != frame, axis=2)
     ys, xs = np.nonzero(changed)
@@ -72,7 +72,7 @@ def test_identity_restorer_reproduces_the_face_region(testdata) -> None:
 def test_faces_at_the_border(tx: float, ty: float) -> None:
     frame = np.full((181, 251, 3), 50, np.uint8)                   # odd size
     crops = np.full((1, 128, 128, 3), 250, np.uint8)
-    out = paste_faces(frame, crops, _translation(tx, ty), config=PasteConfig(feather=0.0))
+    out = paste_faces(frame, crops, _translation(tx, ty), config=PasteConfig(mask="box", feather=0.0))
     expected = frame.copy()
     y0, y1 = max(int(ty), 0), min(int(ty) + 128, 181)
     x0, x1 = max(int(tx), 0), min(int(tx) + 128, 251)
@@ -93,7 +93,7 @@ def test_strength_blends_restored_and_original() -> None:
     original = np.full((1, 64, 64, 3), 100, np.uint8)
     m = _translation(10, 10)
     for originals in (None, original):
-        half = paste_faces(frame, restored, m, config=PasteConfig(strength=0.5, feather=0.0), originals=originals)
+        half = paste_faces(frame, restored, m, config=PasteConfig(mask="box", strength=0.5, feather=0.0), originals=originals)
         assert half[40, 40, 0] == 150
         off = paste_faces(frame, restored, m, config=PasteConfig(strength=0.0), originals=originals)
         np.testing.assert_array_equal(off, frame)
@@ -103,13 +103,14 @@ def test_overlapping_faces_paste_in_order() -> None:
     frame = np.zeros((100, 100, 3), np.uint8)
     crops = np.stack([np.full((64, 64, 3), 100, np.uint8), np.full((64, 64, 3), 200, np.uint8)])
     m = np.concatenate([_translation(0, 0), _translation(30, 30)])
-    out = paste_faces(frame, crops, m, config=PasteConfig(feather=0.0))
+    out = paste_faces(frame, crops, m, config=PasteConfig(mask="box", feather=0.0))
     assert out[10, 10, 0] == 100 and out[50, 50, 0] == 200 and out[80, 80, 0] == 200
 
 
 def test_inplace_and_mask_cache() -> None:
     frame = np.zeros((80, 80, 3), np.uint8)
-    out = paste_faces(frame, np.full((1, 32, 32, 3), 9, np.uint8), _translation(5, 5), inplace=True)
+    out = paste_faces(frame, np.full((1, 32, 32, 3), 9, np.uint8), _translation(5, 5), inplace=True,
+                      config=PasteConfig(mask="box"))
     assert out is frame and frame[20, 20, 0] == 9
     a, b = feather_mask(512, 0.05), feather_mask(512, 0.05)
     assert a is b and not a.flags.writeable

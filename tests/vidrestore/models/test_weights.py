@@ -73,7 +73,7 @@ def test_weights_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_known_releases() -> None:
-    assert set(KNOWN_WEIGHTS) == {"GFPGANv1.3", "GFPGANv1.4"}
+    assert set(KNOWN_WEIGHTS) == {"GFPGANv1.3", "GFPGANv1.4", "parsenet"}
     v13, v14 = KNOWN_WEIGHTS["GFPGANv1.3"], KNOWN_WEIGHTS["GFPGANv1.4"]
     assert v13.url == "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth"
     assert v14.url == "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/GFPGANv1.4.pth"
