@@ -54,11 +54,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     """The shared media corpus (../shared/testdata). Missing: skipped locally, an error in CI."""
-    if TESTDATA is None:
-        if CI:
-            pytest.fail("test media not found: set VIDRESTORE_TESTDATA or put shared/testdata beside the repo")
-        pytest.skip("test media not found (set VIDRESTORE_TESTDATA)")
-    return TESTDATA
+    from tests.support.require import require
+    return require(TESTDATA, "test media not found: set VIDRESTORE_TESTDATA or put shared/testdata "
+                             "beside the repo")
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,8 @@ def test_gpu_identity_without_gpu_is_a_clear_error():
 
 @pytest.mark.needs_cuda
 def test_build_fp16_engine_is_cached_and_rebuilt_only_when_the_key_changes(tmp_path):
-    pytest.importorskip("tensorrt")
+    from tests.support.require import require_module
+    require_module("tensorrt", gpu=True)
     ckpt = small_checkpoint(tmp_path / "w.pth")
     logs: list[str] = []
     first = build_engine(str(ckpt), precision="fp16", min_batch=1, opt_batch=2, max_batch=4,

@@ -7,6 +7,7 @@ comparisons with CuPy on the GPU, for the NVRTC build and for the prebuilt fatbi
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -30,10 +31,8 @@ CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _need(cond: bool, why: str) -> None:
-    if not cond:
-        if CI:
-            pytest.fail(why)
-        pytest.skip(why)
+    from tests.support.require import require
+    require(cond, why)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -69,7 +68,7 @@ def test_nvrtc_compiles_the_inlined_source(name):
     """The exact text and options CuPy hands to NVRTC at run time (needs no GPU)."""
     nvrtc = _nvrtc()
     if nvrtc is None:
-        pytest.skip("NVRTC (cupy + nvidia-cuda-nvrtc) not available")
+        _need(False, "NVRTC (cupy + nvidia-cuda-nvrtc) not available")
     prog = nvrtc.createProgram(K.kernel_source(name), f"{name}.cu", (), ())
     try:
         nvrtc.compileProgram(prog, [*K.NVRTC_OPTIONS, "-arch=compute_80"])
@@ -96,7 +95,7 @@ def test_unknown_family():
 
 
 def test_cpu_device_refused():
-    pytest.importorskip("cupy")
+    _need(importlib.util.find_spec("cupy") is not None, "cupy not installed (requirements/test-extra.txt)")
     with pytest.raises(BackendUnavailable, match="CUDA device"):
         K.WarpKernels("cpu")
 
@@ -457,7 +456,8 @@ _DRIVER_TOO_OLD = ("UNSUPPORTED_PTX_VERSION", "NO_BINARY_FOR_GPU", "INSUFFICIENT
 
 def _ops(family: str, source: str):
     if source == "fatbin" and not (L.FATBIN_DIR / f"{family}.fatbin").is_file():
-        pytest.skip("no prebuilt fatbin (run cmake --build build)")
+        from tests.support.require import require
+        require(None, "no prebuilt fatbin (run cmake --build build)", gpu=True)
     try:
         return FAMILIES[family]("cuda", source=source)
     except BackendUnavailable as err:
