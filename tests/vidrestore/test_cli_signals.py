@@ -48,16 +48,16 @@ def test_signal_mid_run_removes_temp_and_exits(sig, code, testdata, tmp_path):
     t0 = time.monotonic()
     proc.send_signal(sig)
     try:
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail(f"{sig.name}: still running 10 s after the signal")
+        pytest.fail(f"{sig.name}: still running 30 s after the signal")
     took = time.monotonic() - t0
     assert proc.returncode == code, (proc.returncode, err)
     lines = [l for l in err.splitlines() if l.strip()]
     assert lines == [f"vidrestore: interrupted by {sig.name}; stopped, temporary output removed"], err
     assert list(tmp_path.iterdir()) == []
-    assert took < 5.0, took
+    assert took < 15.0, took          # ~2 s here; generous for a loaded 2-core CI machine
     print(f"{sig.name}: exit {code} after {took:.2f} s")
 
 
@@ -67,12 +67,13 @@ def test_second_ctrl_c_exits_at_once(testdata, tmp_path):
     wait_for_temp(proc, tmp_path)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)                   # separate deliveries (two pending SIGINTs would coalesce)
     proc.send_signal(signal.SIGINT)
     try:
-        _, err = proc.communicate(timeout=5)
+        _, err = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail("two SIGINTs: still running after 5 s")
+        pytest.fail("two SIGINTs: still running after 20 s")
     assert proc.returncode == 130, err
-    assert "Traceback" not in err
-    assert time.monotonic() - t0 < 3.0
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - t0 < 10.0
