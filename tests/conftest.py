@@ -73,3 +73,17 @@ def gfpgan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.checkpoints import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("gfpgan") / "gfpgan_random_512.pth", 512, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_gfpgan_64():
+    """The small 64 px GFP-GAN of tests/support/small_gfpgan.py, built once per session (read-only)."""
+    from tests.support.small_gfpgan import small_gfpgan
+    return small_gfpgan(64)
+
+
+@pytest.fixture(scope="session")
+def small_gfpgan_onnx(small_gfpgan_64, tmp_path_factory) -> Path:
+    """``small_gfpgan_64`` exported once per session to FP32 ONNX (dynamic batch); do not write beside it."""
+    from engines.export_onnx import export_onnx
+    return export_onnx(small_gfpgan_64, tmp_path_factory.mktemp("small_onnx") / "small.onnx")
