@@ -393,6 +393,30 @@ def test_emulated_grid_stride_loop_covers_everything():
 
 
 @needs_emu
+def test_emulated_misaligned_view_takes_the_scalar_kernel(monkeypatch):
+    """A view starting one float in has a 4-byte-aligned pointer: the emulator refuses it for a vec4
+    kernel (as a GPU would fault), and the wrappers pick the scalar kernel and stay exact."""
+    base = torch.randn(2 * 3 * 4 * 4 + 1)
+    x = base[1:].view(2, 3, 4, 4)                 # row length 16 (vec4-able), pointer 4 bytes off
+    assert x.data_ptr() % 16 != 0
+    s = torch.rand(2, 3)
+    out = torch.zeros_like(x)
+    with pytest.raises(AssertionError, match="misaligned"):
+        cuda_emu.launch("modconv", "modulate_input_vec4_f32", (1, 1, 1), (32, 1, 1),
+                        (np.uint64(x.data_ptr()), np.uint64(s.data_ptr()), np.uint64(out.data_ptr()),
+                         np.int64(16), np.int64(96)))
+    launched = []
+    real = cuda_emu.launch
+    monkeypatch.setattr(cuda_emu, "launch", lambda fam, k, *a: (launched.append(k), real(fam, k, *a)))
+    torch.testing.assert_close(emulated("modconv").modulate_input(x, s), R.modulate_input(x, s))
+    hb = torch.randn(1 + 32 + 16 + 16)            # x (2,4,2,2), scale and shift (2,2,2,2), all 4 bytes off
+    xs, sc, sh = hb[1:33].view(2, 4, 2, 2), hb[33:49].view(2, 2, 2, 2), hb[49:65].view(2, 2, 2, 2)
+    want = R.sft_half(xs.clone(), sc.clone(), sh.clone())
+    torch.testing.assert_close(emulated("sft").sft_half(xs, sc, sh), want)
+    assert launched == ["modulate_input_f32", "sft_half_f32"], launched
+
+
+@needs_emu
 def test_emulated_wrapper_validation():
     ops = emulated("modconv")
     with pytest.raises(TypeError, match="dtype"):
