@@ -122,7 +122,7 @@ class EngineCache:
             return "no cache record"
         try:
             data = json.loads(record.read_text())
-            stored = EngineKey.from_dict(data["key"])
+            stored = type(key).from_dict(data["key"])   # EngineKey, or another key class
             size, digest = int(data["engine_bytes"]), str(data["engine_sha256"])
         except (OSError, ValueError, KeyError, TypeError, ConfigError) as err:
             return f"cache record unreadable ({type(err).__name__})"

@@ -5,6 +5,9 @@ twins with identical signatures, so a caller can swap one for the other. All ari
 FP16 results are rounded once at the end, like the kernels. Geometry follows OpenCV: pixel centres at
 integer coordinates, a 2x3 matrix maps destination pixels to source points (cv2.warpAffine with
 WARP_INVERSE_MAP), bilinear taps outside the source use the border rule tap by tap.
+``interpolation`` "cubic" / "lanczos" (OpenCV's INTER_CUBIC with A = -0.75 / INTER_LANCZOS4 weights, in
+float rather than OpenCV's 1/32-pixel fixed point; results clamped to 0..255) exist only here: the CUDA
+kernels are bilinear, and callers wanting a higher-order warp on the GPU use these functions.
 
 Host helpers shared with the wrappers: :func:`weight_sq_sum`, :func:`invert_affine`,
 :func:`paste_box`.
@@ -21,6 +24,8 @@ from torch import Tensor
 
 SQRT2 = math.sqrt(2.0)
 Border = Literal["constant", "replicate"]
+Interpolation = Literal["linear", "cubic", "lanczos"]
+_TAPS = {"linear": (0, 1), "cubic": (-1, 0, 1, 2), "lanczos": (-3, -2, -1, 0, 1, 2, 3, 4)}
 ColorMatrix = Literal["bt709", "bt601"]
 
 # Limited-range Y'CbCr -> R'G'B' factors on (Y-16), (U-128), (V-128): ys, rv, gu, gv, bu.
@@ -142,11 +147,61 @@ def _sample_rgb(img: Tensor, xi: Tensor, yi: Tensor, border: Border, border_valu
     return v
 
 
+def _kernel_weights(frac: Tensor, interpolation: Interpolation) -> list[Tensor]:
+    """Per-tap weights (one tensor per offset in ``_TAPS[interpolation]``) for fractional positions."""
+    if interpolation == "linear":
+        return [1.0 - frac, frac]
+    if interpolation == "cubic":
+        a, x = -0.75, frac
+        c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+        c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+        c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+        return [c0, c1, c2, 1.0 - c0 - c1 - c2]
+    if interpolation == "lanczos":
+        ws = [torch.sinc(frac - o) * torch.sinc((frac - o) / 4.0) for o in _TAPS["lanczos"]]
+        total = sum(ws)
+        return [w / total for w in ws]
+    raise ValueError(f"interpolation must be 'linear', 'cubic' or 'lanczos', got {interpolation!r}")
+
+
+def _sample_kernel(img: Tensor, sx: Tensor, sy: Tensor, interpolation: Interpolation, border: Border,
+                   border_value: Tensor) -> Tensor:
+    """img (H, W, 3) float sampled at (sx, sy) with a separable kernel, border rule tap by tap,
+    clamped to 0..255 (higher-order kernels overshoot) -> (..., 3)."""
+    h, w = img.shape[:2]
+    flat = img.reshape(-1, 3)
+    offs = _TAPS[interpolation]
+    reach = len(offs)
+    sx = sx.clamp(-reach - 1.0, w + reach * 1.0)
+    sy = sy.clamp(-reach - 1.0, h + reach * 1.0)
+    fx0, fy0 = torch.floor(sx), torch.floor(sy)
+    wx, wy = _kernel_weights(sx - fx0, interpolation), _kernel_weights(sy - fy0, interpolation)
+    xi, yi = fx0.long(), fy0.long()
+    xs, ys = [xi + o for o in offs], [yi + o for o in offs]
+    in_x, in_y = [(x >= 0) & (x < w) for x in xs], [(y >= 0) & (y < h) for y in ys]
+    xs, ys = [x.clamp(0, w - 1) for x in xs], [y.clamp(0, h - 1) * w for y in ys]
+    acc = torch.zeros(*sx.shape, 3, dtype=torch.float32, device=img.device)
+    outside = torch.zeros_like(sx)
+    for j in range(reach):
+        for i in range(reach):
+            wt = wy[j] * wx[i]
+            if border == "constant":
+                inside = in_y[j] & in_x[i]
+                outside += torch.where(inside, 0.0, wt)
+                wt = torch.where(inside, wt, 0.0)
+            v = flat.index_select(0, (ys[j] + xs[i]).reshape(-1)).reshape(*sx.shape, 3)
+            acc += wt[..., None] * v
+    if border == "constant":
+        acc += outside[..., None] * border_value
+    return acc.clamp_(0.0, 255.0)
+
+
 # ----------------------------------------------------------------------------- crops from frames
 def warp_crops_rgb(frame: Tensor, crop_to_frame: np.ndarray | Tensor, *, size: int = 512,
                    dtype: torch.dtype = torch.float32, border: Border = "constant",
-                   border_value: Sequence[float] = (0.0, 0.0, 0.0), out: Tensor | None = None) -> Tensor:
-    """Bilinear affine crops (K, 3, size, size) in [-1, 1] from a uint8 (H, W, 3) frame.
+                   border_value: Sequence[float] = (0.0, 0.0, 0.0), out: Tensor | None = None,
+                   interpolation: Interpolation = "linear") -> Tensor:
+    """Bilinear (or ``interpolation``) affine crops (K, 3, size, size) in [-1, 1] from a uint8 (H, W, 3) frame.
 
     crop_to_frame (K, 2, 3): crop pixel -> frame pixel (the inverse of the alignment matrix; see
     :func:`invert_affine`). border "constant" uses border_value (0..255 per channel) tap by tap,
@@ -166,6 +221,10 @@ def warp_crops_rgb(frame: Tensor, crop_to_frame: np.ndarray | Tensor, *, size: i
         a = m[k]
         sx = a[0] * gx + a[1] * gy + a[2]
         sy = a[3] * gx + a[4] * gy + a[5]
+        if interpolation != "linear":
+            v = _sample_kernel(img, sx, sy, interpolation, border, bv)
+            crops.append((v * (2.0 / 255.0) - 1.0).permute(2, 0, 1))
+            continue
         xi, yi, fx, fy = _bilinear(sx, sy, w, h)
         c00 = _sample_rgb(img, xi, yi, border, bv)
         c01 = _sample_rgb(img, xi + 1, yi, border, bv)
@@ -192,13 +251,15 @@ def warp_crops_nv12(y: Tensor, uv: Tensor, crop_to_frame: np.ndarray | Tensor, *
 
 # ----------------------------------------------------------------------------- paste-back
 def paste_crops(frame: Tensor, crops: Tensor, frame_to_crop: np.ndarray | Tensor, mask: Tensor, *,
-                strength: float = 1.0, boxes: Sequence[tuple[int, int, int, int]] | None = None) -> Tensor:
+                strength: float = 1.0, boxes: Sequence[tuple[int, int, int, int]] | None = None,
+                interpolation: Interpolation = "linear") -> Tensor:
     """Blend restored crops (K, 3, S, S) in [-1, 1] into a uint8 (H, W, 3) frame in place, crop by crop.
 
     frame_to_crop (K, 2, 3): the alignment matrices (frame pixel -> crop pixel). mask (S, S) float
     feather in [0, 1]. Per pixel of the crop's box: colour c = bilinear((clamp(crop,-1,1)+1)*127.5)
     and mask m = bilinear(mask), both with constant-0 border; alpha = strength*m;
-    frame = round(frame + alpha*(c - frame)). Returns frame.
+    frame = round(frame + alpha*(c - frame)). Returns frame. With ``interpolation`` "cubic"/"lanczos"
+    the colour c is sampled with that kernel, the crop's edge repeated outside it, clamped to 0..255.
     """
     h, w = frame.shape[:2]
     s = crops.shape[-1]
@@ -227,6 +288,9 @@ def paste_crops(frame: Tensor, crops: Tensor, frame_to_crop: np.ndarray | Tensor
             cu, cv = cu.clamp(0, s - 1), cv.clamp(0, s - 1)
             m = m + wt * msk[cv, cu]
             c = c + wt * pix[:, cv, cu]
+        if interpolation != "linear":
+            c = _sample_kernel(pix.permute(1, 2, 0), u, v, interpolation, "replicate",
+                               torch.zeros(3, device=dev)).permute(2, 0, 1)
         alpha = strength * m
         region = frame[y0:y1, x0:x1]
         f = region.float()

@@ -24,4 +24,9 @@ if [ ! -f .cache/reference/basicsr-1.4.2.tar.gz ]; then
     $pip download -q --no-deps --no-build-isolation basicsr==1.4.2 -d .cache/reference \
         || echo "warning: could not download basicsr==1.4.2 (discriminator parity tests will skip)" >&2
 fi
+# realesrgan 0.3.0 (SRVGGNetCompact) for the upsampler parity tests; RRDBNet comes from basicsr above.
+if [ ! -f .cache/reference/realesrgan-0.3.0-py3-none-any.whl ]; then
+    $pip download -q --no-deps --only-binary=:all: realesrgan==0.3.0 -d .cache/reference \
+        || echo "warning: could not download realesrgan==0.3.0 (upsampler parity tests will skip)" >&2
+fi
 echo "ready: $venv"

@@ -60,16 +60,26 @@ class DegradationConfig:
     color_jitter_shift: float = 20.0                  # in 0-255 units, per channel, uniform +-
     gray_prob: float = 0.01
     gt_gray: bool = False                             # also turn the GT gray (no colourisation)
+    color_jitter_pt_prob: float = 0.3                 # the authors' second jitter, on the LQ tensor
+    brightness: tuple[float, float] = (0.5, 1.5)      # factor ranges of that jitter (torchvision's
+    contrast: tuple[float, float] = (0.5, 1.5)        # adjust_*, applied in a random order)
+    saturation: tuple[float, float] = (0.0, 1.5)
+    hue: tuple[float, float] = (-0.1, 0.1)
 
     def __post_init__(self) -> None:
         _check(self.blur_kernel_size % 2 == 1, "degradation.blur_kernel_size must be odd")
         _check(len(self.kernel_list) == len(self.kernel_prob) and set(self.kernel_list) <= {"iso", "aniso"},
                "degradation.kernel_list must name 'iso'/'aniso' with one probability each")
-        for name in ("blur_sigma", "downsample_range", "noise_range", "jpeg_range"):
+        for name in ("blur_sigma", "downsample_range", "noise_range", "jpeg_range", "brightness", "contrast",
+                     "saturation", "hue"):
             lo, hi = getattr(self, name)
             _check(lo <= hi, f"degradation.{name} must be [low, high]")
         _check(self.blur_sigma[0] > 0 and self.downsample_range[0] > 0, "blur sigma/downsample must be > 0")
         _check(1 <= self.jpeg_range[0] and self.jpeg_range[1] <= 100, "degradation.jpeg_range within 1..100")
+        _check(0 <= self.color_jitter_pt_prob <= 1, "degradation.color_jitter_pt_prob within 0..1")
+        _check(-0.5 <= self.hue[0] and self.hue[1] <= 0.5, "degradation.hue within -0.5..0.5")
+        _check(self.brightness[0] >= 0 and self.contrast[0] >= 0 and self.saturation[0] >= 0,
+               "degradation.brightness/contrast/saturation factors must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +143,16 @@ class ScheduleConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class EMAConfig:
-    decay: float = 0.999                      # the authors: 0.5 ** (32 / 10000) = 0.99778
+    decay: float = 0.9977843871               # the authors' 0.5 ** (32 / 10000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    accumulate: int = 1                       # micro-batches per optimiser step and rank (gradient
+                                              # accumulation): global batch = batch_size x ranks x this
+
+    def __post_init__(self) -> None:
+        _check(self.accumulate >= 1, "train.accumulate must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +163,9 @@ class LogConfig:
     save_every: int = 5_000
     sample_every: int = 5_000
     keep_checkpoints: int = 3                 # training-state checkpoints kept (0 = all)
+    val_metrics: tuple[str, ...] = ("psnr", "ssim")   # any of training.evaluate's metrics, logged as val_<name>
+    val_metric_files: dict[str, str] = field(default_factory=dict)   # registry name -> path or "random"
+                                              # (alexnet, inception_fid, arcface_resnet18, niqe_pris_params)
     tensorboard: bool = True                  # used when tensorboard is installed
 
 
@@ -160,6 +182,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     logging: LogConfig = field(default_factory=LogConfig)
+    train: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
         _check(self.precision in ("fp32", "bf16", "fp16"), "precision must be fp32, bf16 or fp16")

@@ -124,13 +124,8 @@ def convert_authors_components(pth: str | Path, out_json: str | Path, image_fold
     """Turn the authors' FFHQ_eye_mouth_landmarks_512.pth (keys = 8-digit index into the sorted image
     list) into our JSON keyed by file stem. Returns the number of entries written. A weights-only load
     that admits numpy arrays and nothing else."""
-    from numpy import _core  # numpy >= 2 (the authors' file pickles numpy arrays)
-
     from .pretrained import load_torch
-    allowed = [_core.multiarray._reconstruct, np.ndarray, np.dtype,
-               *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1")}]
-    with torch.serialization.safe_globals(allowed):   # numpy arrays, nothing that runs code
-        raw = load_torch(pth, what="facial component file")
+    raw = load_torch(pth, what="facial component file", numpy=True)   # numpy arrays, nothing that runs code
     names = [p.stem for p in list_images(image_folder)]
     out = {}
     for key, parts in raw.items():
@@ -176,10 +171,10 @@ class FaceDataset(Dataset):
         if index < len(self.paths):
             img = read_image(self.paths[index])
             comp = (self.components or {}).get(self.paths[index].stem)
-            if comp is None and self.data.template_components:
-                comp = components_from_landmarks(FFHQ_TEMPLATE_512 * (img.shape[1] / 512))
         else:
             img, comp = self.videos.frame(index - len(self.paths))
+        if comp is None and self.data.template_components:
+            comp = components_from_landmarks(FFHQ_TEMPLATE_512 * (img.shape[1] / 512))
         stored = img.shape[1]
         if img.shape[:2] != (self.out_size, self.out_size):
             interp = cv2.INTER_AREA if stored > self.out_size else cv2.INTER_LINEAR
@@ -268,12 +263,18 @@ def warp(frame_rgb: np.ndarray, m: np.ndarray, crop_size: int = 512) -> np.ndarr
 
 class DrawSampler(Sampler[int]):
     """Endless draw ids: epoch e visits ``default_rng([seed, e]).permutation(n)`` (offset by e * n).
-    ``start`` = number of draws already consumed (iteration * batch size) for an exact resume."""
+    ``start`` = number of draws already consumed (all ranks together) for an exact resume.
 
-    def __init__(self, n: int, *, seed: int, start: int = 0, shuffle: bool = True) -> None:
+    Distributed (``world_size`` > 1): of each global batch of ``per_rank x world_size`` consecutive
+    draws, rank ``r`` gets block ``r`` (``per_rank`` = batch size x accumulation steps), so the ranks'
+    micro-batches are the consecutive chunks one process with the same global batch would use."""
+
+    def __init__(self, n: int, *, seed: int, start: int = 0, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1, per_rank: int = 1) -> None:
         self.n, self.seed, self.start, self.shuffle = n, seed, start, shuffle
+        self.rank, self.world_size, self.per_rank = rank, world_size, per_rank
 
-    def __iter__(self) -> Iterator[int]:
+    def _all(self) -> Iterator[int]:
         epoch, offset = divmod(self.start, self.n)
         while True:
             order = (np.random.default_rng([self.seed, 0x5EED, epoch]).permutation(self.n)
@@ -281,6 +282,16 @@ class DrawSampler(Sampler[int]):
             for i in order[offset:]:
                 yield int(epoch * self.n + i)
             epoch, offset = epoch + 1, 0
+
+    def __iter__(self) -> Iterator[int]:
+        draws = self._all()
+        if self.world_size == 1:
+            yield from draws
+            return
+        lo = self.rank * self.per_rank
+        while True:
+            block = [next(draws) for _ in range(self.per_rank * self.world_size)]
+            yield from block[lo: lo + self.per_rank]
 
 
 class ValidationSet(Dataset):

@@ -6,8 +6,9 @@ passed in; nothing touches a global RNG, so one seed gives one output on any wor
     params = sample_params(cfg, rng)          # the random draws, a small frozen record
     lq = apply_degradation(gt, params, rng)   # the noise field is the only draw made here
 
-Ranges default to the authors' GFPGANv1 options (``DegradationConfig``). Their additional torch
-colour jitter (brightness/contrast/saturation/hue, ``color_jitter_pt_prob``) is not reproduced.
+Ranges default to the authors' GFPGANv1 options (``DegradationConfig``), including their second,
+torchvision colour jitter on the LQ (brightness, contrast, saturation, hue in a random order, with
+probability ``color_jitter_pt_prob`` = 0.3; ``color_jitter_pt``).
 """
 from __future__ import annotations
 
@@ -83,6 +84,20 @@ def color_jitter(img: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return np.clip(img + shift.astype(np.float32), 0.0, 1.0)
 
 
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+def color_jitter_pt(img: np.ndarray, order: tuple[int, ...], factors: tuple[float, ...]) -> np.ndarray:
+    """The authors' ``color_jitter_pt``: torchvision's ``adjust_<op>`` applied in ``order`` (indices into
+    JITTER_OPS) with ``factors[i]`` for op i, on (H, W, 3) float32 RGB in [0, 1]."""
+    import torch
+    from torchvision.transforms import functional as TF
+    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    for i in order:
+        t = getattr(TF, f"adjust_{JITTER_OPS[i]}")(t, float(factors[i]))
+    return np.ascontiguousarray(t.numpy().transpose(1, 2, 0)).astype(np.float32)
+
+
 def to_gray(img: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma, repeated to 3 channels."""
     y = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
@@ -101,10 +116,12 @@ class DegradationParams:
     jpeg_quality: int
     jitter: np.ndarray | None    # (3,) offset in [0, 1] units, or None
     gray: bool
+    jitter_pt: tuple[tuple[int, ...], tuple[float, ...]] | None = None   # (order, factors) or None
 
 
 def sample_params(cfg: DegradationConfig, rng: np.random.Generator) -> DegradationParams:
-    """Draw one set of degradation parameters (fixed draw order: kernel, r, noise, q, jitter, gray)."""
+    """Draw one set of degradation parameters (fixed draw order: kernel, r, noise, q, jitter, gray,
+    tensor jitter)."""
     kind = cfg.kernel_list[int(rng.choice(len(cfg.kernel_list), p=np.asarray(cfg.kernel_prob) /
                                           sum(cfg.kernel_prob)))]
     lo, hi = cfg.blur_sigma
@@ -123,7 +140,12 @@ def sample_params(cfg: DegradationConfig, rng: np.random.Generator) -> Degradati
         s = cfg.color_jitter_shift / 255.0
         jitter = rng.uniform(-s, s, 3).astype(np.float32)
     gray = bool(rng.uniform() < cfg.gray_prob)
-    return DegradationParams(kernel, (sx, sy, theta), scale, noise, quality, jitter, gray)
+    jitter_pt = None
+    if rng.uniform() < cfg.color_jitter_pt_prob:
+        order = tuple(int(i) for i in rng.permutation(len(JITTER_OPS)))
+        factors = tuple(float(rng.uniform(*getattr(cfg, op))) for op in JITTER_OPS)
+        jitter_pt = (order, factors)
+    return DegradationParams(kernel, (sx, sy, theta), scale, noise, quality, jitter, gray, jitter_pt)
 
 
 def apply_degradation(gt: np.ndarray, p: DegradationParams, rng: np.random.Generator) -> np.ndarray:
@@ -138,6 +160,8 @@ def apply_degradation(gt: np.ndarray, p: DegradationParams, rng: np.random.Gener
         lq = color_jitter(lq, p.jitter)
     if p.gray:
         lq = to_gray(lq)
+    if p.jitter_pt is not None:
+        lq = color_jitter_pt(lq, *p.jitter_pt)
     return (np.clip(np.rint(lq * 255.0), 0, 255) / 255.0).astype(np.float32)
 
 

@@ -62,10 +62,13 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
 # style / facial components
 
 def gram(feat: Tensor) -> Tensor:
-    """(N, C, H, W) -> (N, C, C) Gram matrix divided by C*H*W."""
+    """(N, C, H, W) -> (N, C, C) Gram matrix divided by C*H*W, always in float32: under fp16 autocast
+    the sum over H*W products (262 k at 512 px for conv1_2) would overflow before the division, so
+    autocast is switched off here and the features are promoted."""
     n, c, h, w = feat.shape
-    f = feat.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+    with torch.autocast(device_type=feat.device.type, enabled=False):
+        f = feat.float().reshape(n, c, h * w)
+        return f @ f.transpose(1, 2) / (c * h * w)
 
 
 def component_rois(boxes: Tensor) -> Tensor:

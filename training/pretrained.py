@@ -20,30 +20,34 @@ from torch import Tensor, nn
 from vidrestore.errors import CheckpointError
 
 
-def load_torch(path: str | Path, *, what: str) -> object:
+def load_torch(path: str | Path, *, what: str, numpy: bool = False) -> object:
     """``torch.load(weights_only=True)`` of ``path`` onto the CPU (never runs pickled code); a
-    missing or unreadable file is a CheckpointError naming ``what`` (e.g. "ArcFace weights")."""
+    missing or unreadable file is a CheckpointError naming ``what`` (e.g. "ArcFace weights").
+    ``numpy``: numpy arrays are admitted too (training state's RNG, the authors' component file)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", path=path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_globals() if numpy else []):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every unreadable file is a checkpoint problem
         raise CheckpointError(f"cannot read {what}: {str(exc)[:200]}", path=path) from None
 
 
-def read_state(path: str | Path, keys: tuple[str, ...] = ("params_ema", "params")) -> dict[str, Tensor]:
-    """The first of ``keys`` present in a torch checkpoint (or the file itself if it is a flat state dict)."""
-    path = Path(path)
-    obj = load_torch(path, what="checkpoint")
-    if not isinstance(obj, Mapping):
-        raise CheckpointError("not a state-dict checkpoint", path=path)
-    for k in keys:
-        if k in obj and isinstance(obj[k], Mapping):
-            return dict(obj[k])
-    if obj and all(isinstance(v, Tensor) for v in obj.values()):
-        return dict(obj)
-    raise CheckpointError(f"no {' or '.join(keys)} entry (keys: {', '.join(list(obj)[:5])})", path=path)
+def _numpy_globals() -> list:
+    """What unpickling a numpy array needs, and nothing that runs code."""
+    import numpy as np
+    from numpy import _core  # numpy >= 2
+    return [_core.multiarray._reconstruct, np.ndarray, np.dtype,
+            *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "u4")}]
+
+
+def read_state(path: str | Path) -> dict[str, Tensor]:
+    """``params_ema`` (else ``params``) of a torch checkpoint, or the file itself if it is a flat state
+    dict: ``vidrestore.models.checkpoints.read_state_dict`` (its diagnostics for missing, empty,
+    truncated, pickled-object and wrong-layout files)."""
+    from vidrestore.models.checkpoints import read_state_dict
+    return read_state_dict(Path(path), any_flat=True, kind="state-dict checkpoint")
 
 
 def decoder_state_to_generator(state: Mapping[str, Tensor], prefix: str = "stylegan_decoder.") -> dict[str, Tensor]:

@@ -62,12 +62,35 @@ def _restore_parser() -> argparse.ArgumentParser:
     f.add_argument("--parse-weights", default="parsenet",
                    help="face parser for --mask parse: 'parsenet' (downloaded on first use) or a .pth path")
     f.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing strength, 0 = off")
+    f.add_argument("--smoothing-method", default="rts", choices=["rts", "poly"],
+                   help="fixed-lag Kalman (RTS) smoother, or the earlier local polynomial fit")
+    f.add_argument("--interpolation", default="lanczos", choices=["linear", "cubic", "lanczos"],
+                   help="resampling of the warp to the crop and back (lanczos: sharpest)")
+    f.add_argument("--faces", default="all", choices=["all", "largest", "center"],
+                   help="restore every face, or per frame only the largest / most central track")
+    f.add_argument("--track-ids", default="",
+                   help="restore only these tracks, e.g. 1,4 (IDs as the report's tracks list them)")
+    f.add_argument("--aligned", action="store_true",
+                   help="input frames are aligned face crops: restore each whole frame, no detection")
     f.add_argument("--min-face", type=int, default=32, help="leave faces smaller than this (pixels)")
     f.add_argument("--detect-every", type=int, default=1, help="detect on every k-th frame")
     f.add_argument("--det-threshold", type=float, default=0.8, help="detector score threshold")
     f.add_argument("--max-faces", type=int, default=50,
                    help="restore at most this many faces per frame, the largest (bounded work)")
     f.add_argument("--max-misses", type=int, default=10, help="frames a track survives unseen")
+    u = p.add_argument_group("output resolution")
+    u.add_argument("--upscale", type=float, default=1.0, metavar="S",
+                   help="output size = S x input (any S >= 1: 1.5, 2, 4); faces are pasted into the enlarged frame")
+    u.add_argument("--bg-upsampler", default=None,
+                   choices=["lanczos", "realesrgan-x2", "realesrgan-x4", "realesr-general-x4v3", "none"],
+                   help="what enlarges the background (default: lanczos when S > 1; none = bilinear); the "
+                        "Real-ESRGAN networks run on the --backend/--device chosen for GFP-GAN")
+    u.add_argument("--bg-weights", default=None, help="a .pth for the --bg-upsampler network instead of its release")
+    u.add_argument("--tile", type=int, default=0, metavar="N",
+                   help="upsampler tiles of N input pixels (0 = auto 384, -1 = whole frames)")
+    u.add_argument("--tile-pad", type=int, default=None, metavar="P",
+                   help="tile overlap (default: the network's receptive radius, at most 40)")
+    u.add_argument("--bg-batch", type=int, default=0, help="frames per upsampler call (default 1 CPU, 4 GPU)")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", default="libx264", help="video encoder (libx264, libx265, ffv1, ...)")
     e.add_argument("--crf", type=float, default=18.0, help="quality for x264/x265 (0 = lossless)")
@@ -87,7 +110,7 @@ def _sub_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidrestore")
     p.add_argument("--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("weights", help="download or list GFP-GAN release weights (and 'parsenet')")
+    w = sub.add_parser("weights", help="download or list release weights (GFP-GAN, Real-ESRGAN, 'parsenet')")
     wsub = w.add_subparsers(dest="action", required=True)
     d = wsub.add_parser("download", help="fetch a release into the cache ($VIDRESTORE_HOME)")
     d.add_argument("name", nargs="?", default="GFPGANv1.4")
@@ -105,16 +128,27 @@ def _sub_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _track_ids(text: str) -> tuple[int, ...]:
+    """"1,4" -> (1, 4); "" -> ()."""
+    from .errors import ConfigError
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--track-ids must be comma-separated track IDs like 1,4, got {text!r}")
+    return tuple(sorted({int(p) for p in parts}))
+
+
 def _config_from(args: argparse.Namespace):
     from .config import (AlignConfig, DecodeConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
-                         RestoreConfig, SmoothConfig, TrackConfig)
+                         RestoreConfig, SelectConfig, SmoothConfig, TrackConfig, UpscaleConfig)
     return RestoreConfig(
         detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold,
                             max_faces=args.max_faces),
         decode=DecodeConfig(strict=args.strict),
         track=TrackConfig(max_misses=args.max_misses),
-        smooth=SmoothConfig(strength=args.smoothing),
-        align=AlignConfig(min_face=args.min_face),
+        smooth=SmoothConfig(strength=args.smoothing, method=args.smoothing_method),
+        align=AlignConfig(min_face=args.min_face, interpolation=args.interpolation),
+        select=SelectConfig(faces=args.faces, track_ids=_track_ids(args.track_ids)),
+        aligned=args.aligned,
         paste=PasteConfig(strength=args.strength, mask=args.mask, mask_blur=args.mask_blur,
                           mask_erode=args.mask_erode, color_match=args.color_match,
                           parse_weights=args.parse_weights),
@@ -122,6 +156,8 @@ def _config_from(args: argparse.Namespace):
         model=ModelConfig(weights=args.weights, backend=args.backend, device=args.device,
                           precision=args.precision, batch=args.batch, restorer=args.restorer,
                           threads=args.threads, kernels=args.kernels),
+        upscale=UpscaleConfig(scale=args.upscale, upsampler=args.bg_upsampler, weights=args.bg_weights,
+                              tile=args.tile, tile_pad=args.tile_pad, batch=args.bg_batch),
         overwrite=args.overwrite)
 
 
@@ -183,7 +219,7 @@ def _run_weights(args: argparse.Namespace) -> int:
     for name, spec in KNOWN_WEIGHTS.items():
         where = f"{cached[name][0]} ({cached[name][1] / 1e6:.1f} MB)" if name in cached \
             else f"not cached ({spec.url})"
-        print(f"{name:12s} {where}")
+        print(f"{name:20s} {where}")
     for name, (path, size) in cached.items():
         if name not in KNOWN_WEIGHTS:
             print(f"{name:12s} {path} ({size / 1e6:.1f} MB)")

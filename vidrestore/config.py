@@ -14,6 +14,7 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 BackendName = Literal["auto", "torch", "onnxruntime", "tensorrt", "torch-tensorrt"]
 RestorerName = Literal["gfpgan", "identity"]
+BgUpsampler = Literal["lanczos", "realesrgan-x2", "realesrgan-x4", "realesr-general-x4v3", "none"]
 MaskMode = Literal["face", "parse", "box"]
 ColorMatch = Literal["none", "lab"]
 
@@ -75,24 +76,41 @@ class TrackConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SmoothConfig:
-    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more
+    strength: float = 1.0            # 0 = off; 1 = default; larger smooths more (scales the time constant)
     lookahead: int = 4               # frames of look-ahead (output delay) for the smoother
-    degree: int = 2                  # degree of the local polynomial fitted over the window (1 = line)
+    degree: int = 2                  # motion model / local polynomial degree (2 = constant acceleration)
+    method: Literal["rts", "poly"] = "rts"   # fixed-lag Kalman (RTS) smoother, or the local polynomial fit
 
     def __post_init__(self) -> None:
         _check(self.strength >= 0.0, "--smoothing must be >= 0")
         _check(self.lookahead >= 0, "smoothing lookahead must be >= 0")
         _check(self.degree in (0, 1, 2), "smoothing degree must be 0, 1 or 2")
+        _check(self.method in ("rts", "poly"), "--smoothing-method must be 'rts' or 'poly'")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AlignConfig:
     crop_size: int = 512
     min_face: int = 32               # faces whose box long side is smaller are left alone (pixels)
+    # resampling of the warp out (crops) and back (paste): Lanczos-4 keeps a round trip of large faces sharp
+    interpolation: Literal["linear", "cubic", "lanczos"] = "lanczos"
 
     def __post_init__(self) -> None:
         _check(self.crop_size in (128, 256, 512, 1024), "crop_size must be 128/256/512/1024")
         _check(self.min_face >= 0, "--min-face must be >= 0")
+        _check(self.interpolation in ("linear", "cubic", "lanczos"),
+               "--interpolation must be 'linear', 'cubic' or 'lanczos'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectConfig:
+    faces: Literal["all", "largest", "center"] = "all"   # restore every face, or one track per frame
+    track_ids: tuple[int, ...] = ()  # only these tracks (IDs as the report lists them); () = every track
+
+    def __post_init__(self) -> None:
+        _check(self.faces in ("all", "largest", "center"), "--faces must be 'all', 'largest' or 'center'")
+        _check(isinstance(self.track_ids, tuple) and all(isinstance(t, int) and t >= 0 for t in self.track_ids),
+               "--track-ids must be a tuple of track IDs >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +162,33 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpscaleConfig:
+    scale: float = 1.0               # output = scale x input (>= 1; see vidrestore.upscale.resize.output_size)
+    upsampler: BgUpsampler | None = None  # None = "lanczos" when scale > 1, else "none"
+    weights: str | None = None       # a .pth for the network instead of its release
+    tile: int = 0                    # input pixels per tile side; 0 = auto (384), -1 = whole frames
+    tile_pad: int | None = None      # overlap each side; None = the network's receptive radius, at most 40
+    batch: int = 0                   # frames per upsampler call; 0 = 1 on the CPU, 4 on a GPU
+
+    def __post_init__(self) -> None:
+        _check(1.0 <= self.scale <= 16.0, "--upscale must be in [1, 16]")
+        _check(self.upsampler in (None, "lanczos", "realesrgan-x2", "realesrgan-x4", "realesr-general-x4v3",
+                                  "none"), f"--bg-upsampler {self.upsampler!r} is not a known upsampler")
+        _check(self.tile >= -1, "--tile must be >= 0 (0 = auto) or -1 (no tiling)")
+        _check(self.tile_pad is None or self.tile_pad >= 0, "--tile-pad must be >= 0")
+        _check(self.batch >= 0, "--bg-batch must be >= 1 (or 0 for the default)")
+
+    @property
+    def method(self) -> str:
+        """What enlarges the background: "lanczos", "none" (bilinear) or a network name."""
+        return self.upsampler or ("lanczos" if self.scale > 1 else "none")
+
+    @property
+    def active(self) -> bool:
+        return self.scale > 1 or self.method not in ("lanczos", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RestoreConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -153,6 +198,11 @@ class RestoreConfig:
     paste: PasteConfig = field(default_factory=PasteConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    # input frames are already aligned face crops (the authors' --aligned): restore each whole frame (resized
+    # to the crop size and back when it is not that size), no detection, tracking or paste mask
+    aligned: bool = False
     overwrite: bool = False
     queue_size: int = 8              # frames buffered between pipeline threads
 

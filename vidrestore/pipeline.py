@@ -1,10 +1,10 @@
 """The only module that knows the stage order.
 
 decode -> detect (batched, every k-th frame) -> track -> smooth (look-ahead) -> align/warp
-       -> restore (faces of several frames in one batch) -> paste -> encode
+       -> restore (faces of several frames in one batch) [-> upscale, with --upscale] -> paste -> encode
 
-Four threads joined by bounded queues (decode | analyse | restore | paste+encode in the caller's
-thread), so decoding and encoding overlap the network and memory does not grow with video length.
+Four threads (five with --upscale: the upsampler's own) joined by bounded queues (decode | analyse |
+restore | paste+encode in the caller's thread), so decoding and encoding overlap the network and memory does not grow with video length.
 """
 from __future__ import annotations
 
@@ -20,32 +20,19 @@ import torch
 
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
+from .errors import ConfigError
 from .faces.align import alignments_for
-from .faces.detect import FaceDetector, RetinaFaceDetector
+from .faces.aligned import aligned_alignment, whole_frame
+from .faces.detect import FaceDetector, RetinaFaceDetector, largest_faces
 from .faces.ops import CpuImageOps, ImageOps
 from .faces.parse import FaceParser
+from .faces.select import FaceSelector
 from .faces.smooth import LandmarkSmoother
 from .faces.track import Tracker
-from .report import BackendInfo, Report, merge_warnings
+from .report import BackendInfo, Progress, Report, merge_warnings  # Progress: public here too
 from .stages import END, RunControl, StageClock, get, put, start_worker
 from .types import Alignment, Frame, TrackSummary
-
-
-@dataclass(frozen=True)
-class Progress:
-    frames_done: int
-    frames_total: int | None      # an estimate from the container; None if unknown
-    elapsed_s: float
-
-    @property
-    def fps(self) -> float:
-        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        if not self.frames_total or self.fps <= 0:
-            return None
-        return max(self.frames_total - self.frames_done, 0) / self.fps
+from .upscale.stage import FrameUpscaler, upscaled_matrices
 
 
 @dataclass(frozen=True)
@@ -57,6 +44,7 @@ class _Work:
     restored: object | None = None    # restored crops, same format
     masks: object | None = None       # per-crop paste masks (K,S,S) for --mask parse, else None
     detected: int = 0                 # faces found (before the min-face filter)
+    source_size: tuple[int, int] | None = None  # (w, h) the alignments refer to, once frame is upscaled
 
 
 class _Analyser:
@@ -74,12 +62,17 @@ class _Analyser:
         self.clock = clock
         self.tracker = Tracker(config=config.track)
         self.smoother = LandmarkSmoother(config=config.smooth)
+        self.selector = FaceSelector(config=config.select)
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
         self.warnings: dict[str, int] = {}
 
     def push(self, frame: Frame) -> list[_Work]:
+        if self.config.aligned:             # --aligned: every frame is one face crop, no detection
+            al = aligned_alignment(frame.rgb.shape[1], frame.rgb.shape[0], self.config.align.crop_size)
+            crops = self.ops.warp(frame.rgb, al.matrix[None], crop_size=al.crop_size)
+            return [_Work(frame=frame, alignments=(al,), crops=crops)]
         self._chunk.append(frame)
         return self._run_chunk() if len(self._chunk) >= self._chunk_len else []
 
@@ -103,6 +96,7 @@ class _Analyser:
             faces = by_index.get(frame.index)
             with self.clock.timed("track"):
                 tracked = self.tracker.update(frame.index, faces)
+                self.selector.observe(frame.index, tracked, frame.rgb.shape[1], frame.rgb.shape[0])
             self._held[frame.index] = (frame, len(faces) if faces is not None else 0)
             with self.clock.timed("smooth"):
                 final = self.smoother.push(frame.index, tracked)
@@ -110,20 +104,18 @@ class _Analyser:
         return out
 
     def _at_most(self, faces: list) -> list:
-        """The ``max_faces`` largest faces: work per frame stays bounded whatever the detector finds."""
-        limit, key = self.config.detect.max_faces, "faces over --max-faces left alone"
-        if len(faces) <= limit:
-            return faces
-        self.warnings[key] = self.warnings.get(key, 0) + len(faces) - limit
-        keep = sorted(range(len(faces)), key=lambda i: -float(np.prod(faces[i].box[2:] - faces[i].box[:2])))
-        return [faces[i] for i in sorted(keep[:limit])]
+        kept = largest_faces(faces, self.config.detect.max_faces)   # bounded work per frame
+        if len(kept) < len(faces):
+            over = "faces over --max-faces left alone"
+            self.warnings[over] = self.warnings.get(over, 0) + len(faces) - len(kept)
+        return kept
 
     def _align(self, final) -> list[_Work]:
         out = []
         for index, tracked in final:
             frame, detected = self._held.pop(index)
             with self.clock.timed("align"):
-                aligns = tuple(alignments_for(tracked, config=self.config.align))
+                aligns = tuple(alignments_for(self.selector.select(tracked), config=self.config.align))
                 crops = None
                 if aligns:
                     mats = np.stack([a.matrix for a in aligns])
@@ -169,7 +161,12 @@ def _paste(work: _Work, config: RestoreConfig, ops: ImageOps, clock: StageClock)
     if work.restored is None:
         return work.frame
     with clock.timed("paste"):
+        if config.aligned:
+            return replace(work.frame, rgb=whole_frame(work.frame.rgb, work.restored, work.crops,
+                                                       config=config.paste))
         mats = np.stack([a.matrix for a in work.alignments])
+        if work.source_size is not None:   # paste straight into the upscaled frame: M -> M . diag(1/S)
+            mats = upscaled_matrices(mats, work.source_size, work.frame.rgb.shape[1::-1])
         rgb = ops.paste(work.frame.rgb, work.restored, mats, config=config.paste,
                         originals=work.crops, masks=work.masks)
     return replace(work.frame, rgb=rgb)
@@ -231,9 +228,10 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         info = reader.info
         clock = StageClock()
         ops = image_ops or _image_ops_for(backend, config, owns_frames=True)
-        detector = detector or _detector_for(ops, config)
+        detector = detector or (None if config.aligned else _detector_for(ops, config))
         parser = _parser_for(backend, config, parser)
         analyser = _Analyser(config, detector, ops, clock)
+        upscaler = FrameUpscaler.for_video(config, info, device=ops.device)   # None without --upscale
         ctl = RunControl()
         q_frames: queue.Queue = queue.Queue(config.queue_size)
         q_work: queue.Queue = queue.Queue(config.queue_size)
@@ -263,13 +261,15 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             _restore_loop(q_work, q_done, backend, ops, backend.max_batch, clock, ctl, parser)
 
         threads = [start_worker(decode, ctl), start_worker(analyse, ctl), start_worker(restore, ctl)]
+        # restore -> upscale (its own thread: frame k upscales while faces of frame k+1 restore) -> paste
+        q_paste = upscaler.start(q_done, clock, ctl, threads) if upscaler else q_done
         faces_per_frame: list[int] = []
         detected = 0
         written = 0
         try:
-            with VideoWriter(output, info=info, source=input, config=config.encode,
-                             overwrite=config.overwrite) as writer:
-                while (work := get(q_done, ctl)) is not END:
+            with VideoWriter(output, info=upscaler.output_info(info) if upscaler else info, source=input,
+                             config=config.encode, overwrite=config.overwrite) as writer:
+                while (work := get(q_paste, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):
                         writer.write(replace(frame, rgb=ops.to_host(frame.rgb)))
@@ -306,8 +306,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         wall_seconds=time.perf_counter() - t_start,
         warnings=merge_warnings(dict(reader.stats.warnings), enc_warn, analyser.warnings),
         paste_mask=config.paste.mask, color_match=config.paste.color_match,
-        frames_lost=reader.stats.frames_lost, lost=tuple(reader.stats.lost),
-        loss_text=reader.stats.loss_text() if reader.stats.frames_lost else "")
+        upscale=upscaler.plan.to_dict() if upscaler else None, frames_lost=reader.stats.frames_lost,
+        lost=tuple(reader.stats.lost), loss_text=reader.stats.loss_text() if reader.stats.frames_lost else "")
 
 
 def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
@@ -316,8 +316,9 @@ def _image_ops_for(backend: RestoreBackend, config: RestoreConfig, *,
     ``owns_frames``: the decoded frames are ours, so paste may blend into them in place."""
     if backend.device.startswith("cuda"):
         from .faces.gpu_ops import GpuImageOps
-        return GpuImageOps(device=backend.device, kernels=config.model.kernels)
-    return CpuImageOps(paste_inplace=owns_frames)
+        return GpuImageOps(device=backend.device, kernels=config.model.kernels,
+                           interpolation=config.align.interpolation)
+    return CpuImageOps(paste_inplace=owns_frames, interpolation=config.align.interpolation)
 
 
 def _parser_for(backend: RestoreBackend, config: RestoreConfig,
@@ -360,6 +361,8 @@ class Restorer:
                  backend: RestoreBackend | None = None,
                  parser: FaceParser | None = None) -> None:
         from .backends.factory import create_backend
+        if config.upscale.active:
+            raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
         self.config = config
         if backend is None:
             backend, self.backend_reason = create_backend(config.model, restorer=restorer)
@@ -367,7 +370,7 @@ class Restorer:
             self.backend_reason = "backend passed by the caller"
         self.backend = backend
         self.ops = _image_ops_for(backend, config)
-        self.detector = detector or _detector_for(self.ops, config)
+        self.detector = detector or (None if config.aligned else _detector_for(self.ops, config))
         self.parser = _parser_for(backend, config, parser)
         self.clock = StageClock()
 

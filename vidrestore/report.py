@@ -15,6 +15,25 @@ from .types import TrackSummary, VideoInfo
 
 
 @dataclass(frozen=True)
+class Progress:
+    """Handed to the ``progress`` callback of :func:`vidrestore.pipeline.restore_video` after each frame."""
+
+    frames_done: int
+    frames_total: int | None      # an estimate from the container; None if unknown
+    elapsed_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.frames_total or self.fps <= 0:
+            return None
+        return max(self.frames_total - self.frames_done, 0) / self.fps
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     name: str
     device: str
@@ -41,6 +60,7 @@ class Report:
     warnings: dict[str, int] = field(default_factory=dict)
     paste_mask: str = "face"              # --mask used for paste-back (face, parse, box)
     color_match: str = "none"             # --color-match used (none, lab)
+    upscale: dict[str, Any] | None = None   # --upscale: sizes, method, upsampler backend and why (UpscalePlan)
     frames_lost: int = 0                  # damaged or missing in the input (corrupt packets, truncation)
     lost: tuple[tuple[float | None, int, str], ...] = ()   # (seconds or None, frames, cause)
     loss_text: str = ""                   # the one-line account of frames_lost
@@ -79,6 +99,11 @@ class Report:
             s.append(f"input damaged: {self.loss_text}")
         if self.stage_seconds:
             s.append("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()))
+        if self.upscale:
+            u = self.upscale
+            s.append(f"upscale x{u['scale']:g}: {u['input_size'][0]}x{u['input_size'][1]} -> "
+                     f"{u['output_size'][0]}x{u['output_size'][1]} ({u['size_rule']}), {u['method']}"
+                     + (f" on {u['backend']}/{u['device']} ({u['reason']})" if u.get("backend") else ""))
         if self.warnings:
             s.append("warnings: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.warnings.items())))
         return s

@@ -25,11 +25,25 @@ def test_full_config_mirrors_the_authors_options():
     assert cfg.ema.decay == pytest.approx(0.5 ** (32 / 10000))
 
 
-def test_defaults_equal_the_full_config_except_paths_and_ema():
+def test_defaults_equal_the_full_config_except_paths():
     full, default = to_dict(load_config(CONFIGS / "gfpgan_v1_512.toml")), to_dict(TrainConfig())
     for section in ("degradation", "losses", "optim", "schedule"):
         assert full[section] == default[section], section
-    assert default["ema"]["decay"] == 0.999
+    assert default["ema"] == full["ema"] and default["ema"]["decay"] == pytest.approx(0.5 ** (32 / 10000))
+
+
+def test_512_config_documents_the_authors_batch():
+    cfg = load_config(CONFIGS / "gfpgan_v1_512.toml")
+    text = (CONFIGS / "gfpgan_v1_512.toml").read_text()
+    assert cfg.data.batch_size == 3 and cfg.train.accumulate == 1
+    assert "--nproc_per_node 4" in text and "--set train.accumulate=4" in text
+    one_gpu = load_config(CONFIGS / "gfpgan_v1_512.toml", overrides=["train.accumulate=4"])
+    assert one_gpu.data.batch_size * one_gpu.train.accumulate == 12
+    d = cfg.degradation
+    assert (d.color_jitter_pt_prob, d.brightness, d.contrast, d.saturation, d.hue) == (
+        0.3, (0.5, 1.5), (0.5, 1.5), (0.0, 1.5), (-0.1, 0.1))
+    with pytest.raises(ConfigError, match="accumulate"):
+        load_config(overrides=["train.accumulate=0"])
 
 
 def test_overrides_convert_types():

@@ -120,3 +120,55 @@ def test_gt_gray_option(face):
     cfg = replace(DegradationConfig(), gray_prob=1.0, gt_gray=True)
     lq, gt = degrade(face, cfg, np.random.default_rng(0))
     assert np.array_equal(gt[..., 0], gt[..., 2]) and np.array_equal(lq[..., 0], lq[..., 1])
+
+
+def _authors_color_jitter_pt():
+    """The authors' FFHQDegradationDataset.color_jitter_pt (gfpgan 1.3.8 wheel), its source run alone."""
+    import ast
+    import zipfile
+
+    from tests.support import reference
+    wheel = reference.find_wheel()
+    if wheel is None:
+        pytest.skip("gfpgan-1.3.8 wheel not found")
+    src = zipfile.ZipFile(wheel).read("gfpgan/data/ffhq_degradation_dataset.py").decode()
+    fn = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "color_jitter_pt")
+    fn.decorator_list = []
+    import torch
+    from torchvision.transforms.functional import adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation
+    ns = {"torch": torch, "adjust_brightness": adjust_brightness, "adjust_contrast": adjust_contrast,
+          "adjust_saturation": adjust_saturation, "adjust_hue": adjust_hue}
+    exec(compile(ast.Module([fn], []), "color_jitter_pt", "exec"), ns)
+    return ns["color_jitter_pt"]
+
+
+def test_tensor_color_jitter_equals_the_authors(face):
+    import torch
+
+    from training.degradations import JITTER_OPS, color_jitter_pt
+    theirs = _authors_color_jitter_pt()
+    ranges = dict(brightness=(0.5, 1.5), contrast=(0.5, 1.5), saturation=(0.0, 1.5), hue=(-0.1, 0.1))
+    for seed in range(4):
+        torch.manual_seed(seed)                   # replay their draws: randperm(4), then one factor per op
+        order = [int(i) for i in torch.randperm(4)]
+        factors = {}
+        for i in order:
+            factors[i] = torch.tensor(1.0).uniform_(*ranges[JITTER_OPS[i]]).item()
+        torch.manual_seed(seed)
+        ref = theirs(torch.from_numpy(face.transpose(2, 0, 1).copy()), **ranges).numpy().transpose(1, 2, 0)
+        ours = color_jitter_pt(face, tuple(order), tuple(factors[i] for i in range(4)))
+        np.testing.assert_allclose(ours, ref, atol=1e-6)
+        assert np.abs(ours - face).max() > 0.01
+
+
+def test_tensor_color_jitter_probability_and_ranges():
+    cfg = DegradationConfig()
+    rng = np.random.default_rng(5)
+    ps = [sample_params(cfg, rng) for _ in range(600)]
+    drawn = [p.jitter_pt for p in ps if p.jitter_pt is not None]
+    assert 140 < len(drawn) < 220                                     # p = 0.3 of 600
+    for order, f in drawn:
+        assert sorted(order) == [0, 1, 2, 3]
+        assert 0.5 <= f[0] <= 1.5 and 0.5 <= f[1] <= 1.5 and 0 <= f[2] <= 1.5 and -0.1 <= f[3] <= 0.1
+    off = DegradationConfig(color_jitter_pt_prob=0.0)
+    assert all(sample_params(off, rng).jitter_pt is None for _ in range(50))

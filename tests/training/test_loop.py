@@ -112,9 +112,36 @@ def test_resume_is_bit_exact(straight, faces, tmp_path, one_thread):
             assert all(torch.equal(st[k], ob["state"][pid][k]) for k in st)
     assert a["schedulers"] == b["schedulers"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
-    # a different batch size would silently change the data order: refused
-    with pytest.raises(CheckpointError, match="batch size"):
-        Trainer(_cfg(faces, tmp_path / "run_c", "data.batch_size=1"), resume=ckpts[0])
+    # another batch size (or world size) continues at the same draw of the data order
+    tr_c = Trainer(_cfg(faces, tmp_path / "run_c", "data.batch_size=1"), resume=ckpts[0])
+    assert tr_c.samples_seen == N // 2 * 2 and "data continue at draw 24" in tr_c.describe()
+    assert tr_c.dataset[0]["index"] == 0
+    with pytest.raises(CheckpointError, match="not a training-state"):
+        Trainer(_cfg(faces, tmp_path / "run_d"), resume=out_a / "models" / f"net_g_ema_{N:08d}.pth")
+
+
+def test_init_from_a_training_state(straight, faces, tmp_path):
+    tr_a, _, out_a = straight
+    state = out_a / "checkpoints" / f"state_{N // 2:08d}.pt"
+    saved = torch.load(state, map_location="cpu", weights_only=False)
+    tr = Trainer(_cfg(faces, tmp_path), init_from=state)
+    assert tr.iteration == 0 and tr.samples_seen == 0
+    assert all(not o.state_dict()["state"] for o in tr.optimizers)        # fresh optimisers
+    for net in ("g", "g_ema", "d", "comps"):                              # every network, discriminators too
+        own = getattr(tr, net).state_dict()
+        assert all(torch.equal(v, own[k]) for k, v in saved[net].items()), net
+    with pytest.raises(ConfigError, match="exclude"):
+        Trainer(_cfg(faces, tmp_path), init_from=state, resume=state)
+
+
+def test_validation_with_more_metrics(faces, tmp_path):
+    tr = Trainer(_cfg(faces, tmp_path, "logging.val_metrics=[\"psnr\", \"ssim\", \"lpips\", \"deg\"]",
+                      "logging.val_metric_files.alexnet=random", "logging.val_metric_files.arcface_resnet18=random"))
+    values = tr.validate()
+    assert set(values) == {"val_psnr", "val_ssim", "val_lpips", "val_deg"} and values["val_deg"] > 0
+    assert {"val_lpips", "val_deg"} <= set(tr.loss_keys())
+    with pytest.raises(ConfigError, match="unknown metric weights"):
+        Trainer(_cfg(faces, tmp_path, "logging.val_metric_files.vgg=x")).validate()
 
 
 def test_export_reloads(straight):

@@ -139,3 +139,17 @@ def test_perceptual_rejects_unknown_layers_and_bad_files(tmp_path):
         L.Perceptual({"conv1_2": 1.0}, weights_path=tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="not found"):
         L.Perceptual({"conv1_2": 1.0}, weights_path=tmp_path / "missing.pth")
+
+
+def test_gram_is_fp32_under_fp16_and_bf16_autocast():
+    # conv1_2-like features at 512 px: the sum over 262k pixels overflows FP16 (max 65504) before
+    # the division by C*H*W; computed in FP32 it is exact to float32 precision
+    torch.manual_seed(0)
+    feat = torch.rand(1, 4, 512, 512) * 3 + 1
+    ref = L.gram(feat.double()).float()
+    for dtype in (torch.float16, torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype):
+            x = feat * 1.0                                             # an autocast-region tensor
+            g = L.gram(x.to(dtype))
+        assert g.dtype == torch.float32 and torch.isfinite(g).all()
+        torch.testing.assert_close(g, ref, rtol=2e-3, atol=0)

@@ -54,6 +54,12 @@ def test_decoder_mismatches_are_named(tmp_path):
         read_state(tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="not found"):
         read_state(tmp_path / "none.pth")
+    # one reader with vidrestore.models.checkpoints: flat state dicts and its detailed diagnostics
+    torch.save({"w": torch.ones(2)}, tmp_path / "flat.pth")
+    assert torch.equal(read_state(tmp_path / "flat.pth")["w"], torch.ones(2))
+    (tmp_path / "cut2.pth").write_bytes((tmp_path / "flat.pth").read_bytes()[:60])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        read_state(tmp_path / "cut2.pth")
 
 
 def test_fine_tune_from_a_release_file(tmp_path):

@@ -53,7 +53,8 @@ def test_every_playable_file_round_trips(rel, testdata, manifest, tmp_path):
     entry = manifest[rel]
     src = testdata / rel
     out = tmp_path / ("out" + (".mkv" if src.suffix in (".mkv", ".webm") else ".mp4"))
-    rep = restore_video(src, out, identity_config(smooth=SmoothConfig(strength=1.0)))
+    rep = restore_video(src, out, identity_config(smooth=SmoothConfig(strength=1.0),
+                                                  align=AlignConfig(interpolation="linear")))  # the fast warp
     expected = entry["frame_count"]
     assert rep.frames_decoded == expected, (rel, rep.frames_decoded)
     assert rep.frames_written == expected
@@ -86,7 +87,7 @@ def test_every_playable_file_round_trips(rel, testdata, manifest, tmp_path):
 
 
 def test_identity_lossless_psnr(testdata, tmp_path):
-    """Identity restorer + lossless encode: >= 40 dB whole frame; the face region is reported."""
+    """Identity restorer + lossless encode: >= 50 dB whole frame (~315-px faces); the face region is reported."""
     src = testdata / "clips/lp_d0_talking_512.mp4"
     out = tmp_path / "out.mkv"
     rep = restore_video(src, out, identity_config(LOSSLESS))
@@ -95,7 +96,7 @@ def test_identity_lossless_psnr(testdata, tmp_path):
         pairs = list(zip(a, b))
     assert len(pairs) == rep.frames_written
     whole = [psnr(x.rgb, y.rgb) for x, y in pairs]
-    assert min(whole) >= 40.0, min(whole)
+    assert min(whole) >= 50.0, min(whole)     # Lanczos warps: 59.8 dB measured (bilinear gave about 46)
     # the face region alone (where paste actually wrote): still an identity up to resampling
     face = []
     for (x, y), n in zip(pairs, rep.faces_per_frame):

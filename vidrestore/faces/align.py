@@ -1,13 +1,14 @@
 """Alignment: 5-point similarity transform to the FFHQ template, and batched warping into square crops.
 
 Matrices are (2, 3) float32 affine maps from upright frame pixels to crop pixels (OpenCV convention:
-``crop = M @ [x, y, 1]``). Crops are sampled with bilinear interpolation (INTER_LINEAR); where the crop
-reaches outside the frame it is filled with a constant grey (135, 133, 132) as GFP-GAN's face helper does,
+``crop = M @ [x, y, 1]``). Crops are sampled with Lanczos-4 interpolation by default (``interpolation``:
+"lanczos" = INTER_LANCZOS4, "cubic" = INTER_CUBIC, "linear" = INTER_LINEAR; uint8 output, so the kernels'
+overshoot is clipped to 0..255); where the crop reaches outside the frame it is filled with a constant grey (135, 133, 132) as GFP-GAN's face helper does,
 so the restorer sees a neutral border; paste-back never writes those pixels back (they map outside the frame).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
@@ -22,6 +23,8 @@ FFHQ_TEMPLATE_512 = np.array([[192.98, 239.95], [318.90, 240.19], [256.63, 314.0
                               [201.26, 371.41], [313.09, 371.15]], dtype=np.float32)
 FFHQ_TEMPLATE_512.setflags(write=False)
 BORDER_VALUE = (135, 133, 132)
+Interpolation = Literal["linear", "cubic", "lanczos"]
+CV_INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
 
 
 def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -63,12 +66,14 @@ def alignments_for(faces: list[TrackedFace], *, config: AlignConfig) -> list[Ali
     return out
 
 
-def warp_crops(frame_rgb: np.ndarray, matrices: np.ndarray, *, crop_size: int = 512) -> np.ndarray:
+def warp_crops(frame_rgb: np.ndarray, matrices: np.ndarray, *, crop_size: int = 512,
+               interpolation: Interpolation = "lanczos") -> np.ndarray:
     """(K, S, S, 3) uint8 crops of an (H, W, 3) uint8 frame, one per (2, 3) matrix in (K, 2, 3)."""
     matrices = np.asarray(matrices, dtype=np.float32).reshape(-1, 2, 3)
     out = np.empty((len(matrices), crop_size, crop_size, 3), dtype=np.uint8)
+    flags = CV_INTERPOLATION[interpolation]
     for k, m in enumerate(matrices):
-        cv2.warpAffine(frame_rgb, m, (crop_size, crop_size), dst=out[k], flags=cv2.INTER_LINEAR,
+        cv2.warpAffine(frame_rgb, m, (crop_size, crop_size), dst=out[k], flags=flags,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_VALUE)
     return out
 

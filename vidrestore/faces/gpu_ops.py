@@ -30,13 +30,15 @@ import torch
 
 from ..config import PasteConfig
 from ..errors import BackendUnavailable
-from .align import BORDER_VALUE
+from .align import BORDER_VALUE, CV_INTERPOLATION, Interpolation
 from .color import match_lab_torch
 from .masks import feather_mask, static_mask
 
 log = logging.getLogger(__name__)
 
 KernelChoice = Literal["auto", "cupy", "torch"]
+# Higher-order warps ("cubic", "lanczos", the default) run the plain-torch reference on any device: the
+# CUDA kernels in engines/kernels/warp.cu are bilinear only ("linear" uses them).
 
 
 def warp_kernels(device: torch.device, kernels: KernelChoice) -> tuple[Any, str]:
@@ -67,7 +69,7 @@ class GpuImageOps:
     """ImageOps on torch tensors. ``dtype``: the crops' float type (float32 or float16)."""
 
     def __init__(self, device: str | torch.device = "cuda", *, kernels: KernelChoice = "auto",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, interpolation: Interpolation = "lanczos") -> None:
         dev = torch.device(device)
         if dev.type == "cuda":
             if not torch.cuda.is_available():
@@ -82,6 +84,9 @@ class GpuImageOps:
         self._k, self.kernels = warp_kernels(dev, kernels)
         self._masks: dict[tuple, torch.Tensor] = {}
         self._border = tuple(float(v) for v in BORDER_VALUE)
+        if interpolation not in CV_INTERPOLATION:
+            raise ValueError(f"interpolation must be 'linear', 'cubic' or 'lanczos', got {interpolation!r}")
+        self.interpolation = interpolation
 
     def __repr__(self) -> str:
         return f"GpuImageOps(device={self.device!r}, kernels={self.kernels!r}, dtype={self.dtype})"
@@ -118,6 +123,10 @@ class GpuImageOps:
         if len(mats) == 0:
             return torch.empty(0, 3, crop_size, crop_size, dtype=self.dtype, device=self._dev)
         inv = invert_affine(mats.astype(np.float32))   # the CPU path warps with float32 matrices
+        if self.interpolation != "linear":
+            from engines import kernels_reference as ref
+            return ref.warp_crops_rgb(frame, inv, size=crop_size, dtype=self.dtype, border="constant",
+                                      border_value=self._border, interpolation=self.interpolation)
         return self._k.warp_crops_rgb(frame, inv, size=crop_size, dtype=self.dtype, border="constant",
                                       border_value=self._border)
 
@@ -183,9 +192,15 @@ class GpuImageOps:
                      + originals.to(self._dev).float() * (1.0 - strength))
             strength = 1.0
         crops = crops.contiguous()
+        if self.interpolation == "linear":
+            paste_crops = self._k.paste_crops
+        else:                                            # the CUDA kernels are bilinear only
+            from engines import kernels_reference as ref
+
+            def paste_crops(*args, **kw):
+                return ref.paste_crops(*args, **kw, interpolation=self.interpolation)
         if mask.dim() == 2:
-            return self._k.paste_crops(out, crops, mats, mask, strength=strength)
+            return paste_crops(out, crops, mats, mask, strength=strength)
         for i in range(len(mats)):                       # one (S, S) mask per crop, pasted in order
-            out = self._k.paste_crops(out, crops[i:i + 1], mats[i:i + 1], mask[i].contiguous(),
-                                      strength=strength)
+            out = paste_crops(out, crops[i:i + 1], mats[i:i + 1], mask[i].contiguous(), strength=strength)
         return out

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import PasteConfig
-from .align import crops_to_tensor, tensor_to_crops, warp_crops
+from .align import Interpolation, crops_to_tensor, tensor_to_crops, warp_crops
 from .paste import paste_faces
 
 
@@ -51,14 +51,15 @@ class CpuImageOps:
 
     device = "cpu"
 
-    def __init__(self, *, paste_inplace: bool = False) -> None:
+    def __init__(self, *, paste_inplace: bool = False, interpolation: Interpolation = "lanczos") -> None:
         self.paste_inplace = paste_inplace
+        self.interpolation = interpolation
 
     def upload(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb
 
     def warp(self, frame_rgb: np.ndarray, matrices: np.ndarray, *, crop_size: int) -> np.ndarray:
-        return warp_crops(frame_rgb, matrices, crop_size=crop_size)
+        return warp_crops(frame_rgb, matrices, crop_size=crop_size, interpolation=self.interpolation)
 
     def to_input(self, crops: np.ndarray) -> torch.Tensor:
         return crops_to_tensor(crops)
@@ -71,7 +72,7 @@ class CpuImageOps:
         if isinstance(masks, torch.Tensor):
             masks = masks.detach().float().cpu().numpy()
         return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals,
-                           masks=masks, inplace=self.paste_inplace)
+                           masks=masks, inplace=self.paste_inplace, interpolation=self.interpolation)
 
     def to_host(self, frame_rgb: np.ndarray) -> np.ndarray:
         return frame_rgb

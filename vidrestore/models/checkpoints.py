@@ -25,7 +25,12 @@ _PROBE_KEY = "conv_body_first.weight"
 _NOISE_PREFIX = "stylegan_decoder.noises.noise"
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
+def read_state_dict(path: Path, *, any_flat: bool = False, kind: str = "GFP-GAN checkpoint") -> dict[str, Tensor]:
+    """The ``params_ema`` (else ``params``) state dict of a checkpoint, or the file itself when it is a
+    bare state dict (a GFP-GAN one; with ``any_flat`` any mapping of tensors). Every failure is a
+    CheckpointError naming the file and what is wrong (``kind`` names what was expected). Shared by
+    ``load_gfpgan`` and training's pretrained weights (``training.pretrained.read_state``)."""
+    path = Path(path)
     if not path.exists():
         raise CheckpointError("checkpoint file not found", path=path)
     if not path.is_file():
@@ -52,24 +57,27 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"not a PyTorch checkpoint (the file starts with {head!r})",
                               path=path) from exc
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"not a GFP-GAN checkpoint: holds a {type(obj).__name__}, "
+        raise CheckpointError(f"not a {kind}: holds a {type(obj).__name__}, "
                               f"expected a dict with 'params_ema' or 'params'", path=path)
     for key in STATE_KEYS:
         if key in obj and isinstance(obj[key], Mapping):
             state = obj[key]
             break
     else:
-        if _PROBE_KEY in obj:  # a bare state dict
-            state = obj
+        if _PROBE_KEY in obj or (any_flat and obj and all(isinstance(v, Tensor) for v in obj.values())):
+            state = obj  # a bare state dict
         else:
             keys = ", ".join(repr(k) for k in list(obj)[:5]) or "none"
-            raise CheckpointError(f"not a GFP-GAN checkpoint: no 'params_ema' or 'params' entry "
+            raise CheckpointError(f"not a {kind}: no 'params_ema' or 'params' entry "
                                   f"(top-level keys: {keys})", path=path)
     bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
     if bad:
-        raise CheckpointError(f"not a GFP-GAN checkpoint: non-tensor entries such as {bad[0]!r}",
+        raise CheckpointError(f"not a {kind}: non-tensor entries such as {bad[0]!r}",
                               path=path)
     return dict(state)
+
+
+_read_state_dict = read_state_dict      # the former private name
 
 
 def _short(exc: BaseException) -> str:
@@ -130,7 +138,7 @@ def load_gfpgan(path: str | os.PathLike[str], *, device: str | torch.device = "c
     when it is missing, not a checkpoint, truncated, or of another architecture.
     """
     path = Path(path)
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     try:
         config = infer_config(state)
     except (KeyError, ValueError, IndexError) as exc:
@@ -171,3 +179,13 @@ def save_gfpgan(model_or_state_dict: nn.Module | Mapping[str, Tensor], path: str
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_checkpoint_state(path: str | os.PathLike[str], *, kind: str) -> dict[str, Tensor]:
+    """The state dict of another network's checkpoint in the authors' format (``params_ema``, else
+    ``params``), with the errors of :func:`load_gfpgan` naming ``kind`` instead of GFP-GAN."""
+    path = Path(path)
+    try:
+        return _read_state_dict(path)
+    except CheckpointError as err:
+        raise CheckpointError(err.message.replace("GFP-GAN", kind), path=path) from err

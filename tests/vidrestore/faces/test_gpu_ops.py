@@ -1,4 +1,9 @@
-"""GpuImageOps against CpuImageOps on real frames: the torch path on the CPU here, CUDA paths when present."""
+"""GpuImageOps against CpuImageOps on real frames: the torch path on the CPU here, CUDA paths when present.
+
+The 512-px checks here use bilinear resampling ("linear", what the CUDA kernels implement): the torch
+reference's Lanczos/cubic sampling takes tens of seconds per 512 crop on a loaded CPU. The higher-order paths
+are compared with OpenCV at a smaller crop in test_paste_resampling.py.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +49,8 @@ def _to_tensor(crops_u8: np.ndarray) -> torch.Tensor:
 
 def test_crops_match_cpu(frame_and_mats):
     frame, mats = frame_and_mats
-    cpu = CpuImageOps().warp(frame, mats, crop_size=512)
-    ops = GpuImageOps(device="cpu", kernels="torch")
+    cpu = CpuImageOps(interpolation="linear").warp(frame, mats, crop_size=512)
+    ops = GpuImageOps(device="cpu", kernels="torch", interpolation="linear")
     crops = ops.warp(ops.upload(frame), mats, crop_size=512)
     assert crops.shape == (3, 3, 512, 512) and crops.dtype == torch.float32
     got = tensor_to_crops(crops)
@@ -62,7 +67,8 @@ def test_crops_match_cpu(frame_and_mats):
 @pytest.mark.parametrize("strength,with_originals", [(1.0, True), (0.6, True), (0.6, False)])
 def test_paste_matches_cpu(frame_and_mats, strength, with_originals):
     frame, mats = frame_and_mats
-    cpu_ops, ops = CpuImageOps(), GpuImageOps(device="cpu", kernels="torch")
+    cpu_ops = CpuImageOps(interpolation="linear")
+    ops = GpuImageOps(device="cpu", kernels="torch", interpolation="linear")
     originals = cpu_ops.warp(frame, mats, crop_size=512)
     restored = _restored_like(originals)
     cfg = PasteConfig(strength=strength, feather=0.05)
@@ -87,7 +93,7 @@ def test_paste_strength_zero_and_numpy_frames(frame_and_mats):
     frame, mats = frame_and_mats
     mats = mats[:1]
     before = frame.copy()
-    ops = GpuImageOps(device="cpu", kernels="torch")
+    ops = GpuImageOps(device="cpu", kernels="torch", interpolation="linear")
     crops = ops.warp(frame, mats, crop_size=512)      # numpy frames are accepted too
     out = ops.paste(frame, -crops, mats, config=PasteConfig(strength=0.0), originals=crops)
     assert np.array_equal(ops.to_host(out), frame)
@@ -98,7 +104,7 @@ def test_paste_strength_zero_and_numpy_frames(frame_and_mats):
 
 def test_mask_is_the_cpu_feather_mask():
     from vidrestore.faces.paste import feather_mask
-    ops = GpuImageOps(device="cpu", kernels="torch")
+    ops = GpuImageOps(device="cpu", kernels="torch", interpolation="linear")
     m = ops.mask(512, 0.05)
     assert m is ops.mask(512, 0.05)                  # uploaded once
     assert np.array_equal(m.numpy(), feather_mask(512, 0.05))
@@ -124,8 +130,8 @@ def test_restore_video_with_torch_ops(testdata, tmp_path):
     out = tmp_path / "out.mp4"
     cfg = RestoreConfig(model=ModelConfig(restorer="identity"),
                         encode=EncodeConfig(codec="libx264", crf=12, preset="ultrafast"),
-                        align=AlignConfig(crop_size=256))
-    rep = restore_video(src, out, cfg, image_ops=GpuImageOps(device="cpu", kernels="torch"))
+                        align=AlignConfig(crop_size=256, interpolation="linear"))
+    rep = restore_video(src, out, cfg, image_ops=GpuImageOps(device="cpu", kernels="torch", interpolation="linear"))
     assert rep.frames_written == rep.frames_decoded == 78
     assert rep.faces_restored >= 70
     with VideoReader(src) as a, VideoReader(out) as b:
@@ -141,7 +147,9 @@ def test_restore_video_with_torch_ops(testdata, tmp_path):
 def test_cuda_matches_cpu(frame_and_mats, kernels):
     pytest.importorskip("cupy") if kernels == "cupy" else None
     frame, mats = frame_and_mats
-    cpu_ops, ops = CpuImageOps(), GpuImageOps(device="cuda", kernels=kernels)
+    interp = "linear" if kernels == "cupy" else "lanczos"        # the CUDA kernels are bilinear
+    cpu_ops = CpuImageOps(interpolation=interp)
+    ops = GpuImageOps(device="cuda", kernels=kernels, interpolation=interp)
     assert ops.kernels == kernels
     dev = ops.upload(frame)
     assert dev.is_cuda and dev.dtype == torch.uint8
@@ -154,7 +162,7 @@ def test_cuda_matches_cpu(frame_and_mats, kernels):
     expected = cpu_ops.paste(frame, restored, mats, config=cfg, originals=cpu)
     got = ops.to_host(ops.paste(dev, _to_tensor(restored).cuda(), mats, config=cfg, originals=crops))
     assert np.abs(got.astype(np.int16) - expected.astype(np.int16)).max() <= 2
-    half = GpuImageOps(device="cuda", kernels=kernels, dtype=torch.float16)
+    half = GpuImageOps(device="cuda", kernels=kernels, dtype=torch.float16, interpolation=interp)
     c16 = half.warp(dev, mats, crop_size=512)
     assert c16.dtype == torch.float16
     assert (c16.float() - crops).abs().max().item() < 4e-3
@@ -170,9 +178,9 @@ def test_cupy_wrappers_on_the_emulator(frame_and_mats):
     size = 48
     small = mats[:2].copy()
     small[:, :, :] *= size / 512.0                      # the same alignments for a 48 px crop
-    ops = GpuImageOps(device="cpu", kernels="torch")
+    ops = GpuImageOps(device="cpu", kernels="torch", interpolation="linear")
     ops._k, ops.kernels = emulated("warp"), "cupy (emulated)"
-    cpu_ops = CpuImageOps()
+    cpu_ops = CpuImageOps(interpolation="linear")
     crops = ops.warp(ops.upload(frame), small, crop_size=size)
     cpu = cpu_ops.warp(frame, small, crop_size=size)
     assert np.abs(tensor_to_crops(crops).astype(np.int16) - cpu.astype(np.int16)).max() <= 2
@@ -191,7 +199,8 @@ def test_face_and_parse_masks_and_colour_match_match_cpu(frame_and_mats, mode):
     from vidrestore.faces.masks import hard_face_mask, soften
     frame, mats = frame_and_mats
     mats = mats[:2]
-    cpu_ops, ops = CpuImageOps(), GpuImageOps(device="cpu", kernels="torch")
+    cpu_ops = CpuImageOps(interpolation="linear")
+    ops = GpuImageOps(device="cpu", kernels="torch", interpolation="linear")
     originals = cpu_ops.warp(frame, mats, crop_size=512)
     restored = _restored_like(originals)
     masks = None

@@ -161,3 +161,47 @@ def test_tracker_detect_every_2_then_smoother() -> None:
     assert sm_j < 0.3 * raw_j
     assert abs((smoothed[cv] - true[cv])[..., 0].mean() / 7.0) < 0.1
     assert np.sqrt(((smoothed - true) ** 2).sum(-1).mean()) < 1.2
+
+
+@pytest.fixture(scope="module")
+def detector_path(testdata, tmp_path_factory):
+    """A real face photo moving up to 7 px/frame with scale and rotation changes, sensor noise, CRF 28,
+    landmarks from the real detector (tests/support/noisy_faces.py); 64 frames."""
+    from tests.support.noisy_faces import detected_path
+    return detected_path(testdata / "images/liveportrait_s10_three_quarter.jpg",
+                         tmp_path_factory.mktemp("noisy"), n=64)
+
+
+def test_real_detector_noise_above_1p7hz(detector_path) -> None:
+    """Acceptance: the landmark error above ~1.7 Hz is <= 0.3x the raw detector's (the polynomial smoother left
+    0.44x), with |lag| <= 1 frame and no larger error against the true path than the raw or earlier smoother."""
+    from tests.support.noisy_faces import best_lag, high_band_rms
+
+    raw, true = detector_path
+    rts, _ = _smooth_path(raw)
+    poly, _ = _smooth_path(raw, SmoothConfig(method="poly"))
+    hp_raw = high_band_rms(raw - true)
+
+    def err(a: np.ndarray) -> float:
+        return float(np.sqrt(((a - true) ** 2).sum(-1).mean()))
+
+    ratio, ratio_poly = high_band_rms(rts - true) / hp_raw, high_band_rms(poly - true) / hp_raw
+    lag, lag_raw = best_lag(rts, true), best_lag(raw, true)
+    print(f"above 1.7 Hz: rts {ratio:.3f}x, poly {ratio_poly:.3f}x raw; lag {lag:+.1f} (raw {lag_raw:+.1f}) "
+          f"frames; error rts {err(rts):.3f} poly {err(poly):.3f} raw {err(raw):.3f} px")
+    assert ratio <= 0.3
+    assert abs(lag) <= 1.0 and abs(lag - lag_raw) <= 0.5
+    assert err(rts) <= err(raw) and err(rts) <= 1.01 * err(poly)
+
+
+def test_warmup_reaches_the_whole_run_state() -> None:
+    """A run started ``warmup`` frames early gives the same landmarks (within 1e-3 px) as the whole run, so a
+    chunked runner can split the video there; a run started late does not."""
+    _, true, _ = talking_head_path(150)
+    raw = noisy(true, 1.0, 5)
+    whole, sm = _smooth_path(raw)
+    start = 100 - sm.warmup
+    late, _ = _smooth_path(raw[start:])
+    np.testing.assert_allclose(late[100 - start:], whole[100:], atol=1e-3)
+    cold, _ = _smooth_path(raw[95:])
+    assert np.abs(cold[5:10] - whole[100:105]).max() > 1e-2

@@ -73,7 +73,7 @@ def test_weights_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_known_releases() -> None:
-    assert set(KNOWN_WEIGHTS) == {"GFPGANv1.3", "GFPGANv1.4", "parsenet"}
+    assert {"GFPGANv1.3", "GFPGANv1.4", "parsenet"} <= set(KNOWN_WEIGHTS)
     v13, v14 = KNOWN_WEIGHTS["GFPGANv1.3"], KNOWN_WEIGHTS["GFPGANv1.4"]
     assert v13.url == "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth"
     assert v14.url == "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/GFPGANv1.4.pth"
@@ -194,3 +194,32 @@ def test_list_cached(home: Path) -> None:
     (folder / ".GFPGANv1.4.pth.x.part").write_bytes(b"partial")
     assert weights.list_cached() == [("GFPGANv1.3", folder / "GFPGANv1.3.pth", 3),
                                      ("mine", folder / "mine.pth", 4)]
+
+
+def test_realesrgan_releases_are_registered() -> None:
+    """The three background upsamplers: the authors' release URLs, sizes and SHA-256 as recorded
+    independently by several projects (see vidrestore/models/weights.py)."""
+    x2, x4, v3 = (KNOWN_WEIGHTS[n] for n in ("RealESRGAN_x2plus", "RealESRGAN_x4plus", "realesr-general-x4v3"))
+    assert x2.url == "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth"
+    assert x4.url == "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"
+    assert v3.url == "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-general-x4v3.pth"
+    assert (x2.size, x4.size, v3.size) == (67_061_725, 67_040_989, 4_885_111)
+    for spec in (x2, x4, v3):
+        assert spec.filename == spec.url.rsplit("/", 1)[1] and len(spec.sha256) == 64
+
+
+def test_realesrgan_download_by_name(home: Path, payload: Path, http_server: str, monkeypatch) -> None:
+    """`vidrestore weights download realesr-general-x4v3` fetches, verifies and installs; offline it
+    names the URL and the path."""
+    from vidrestore import cli
+
+    data = payload.read_bytes()
+    spec = dataclasses.replace(KNOWN_WEIGHTS["realesr-general-x4v3"], url=f"{http_server}/{payload.name}",
+                               size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(weights, "KNOWN_WEIGHTS", {**KNOWN_WEIGHTS, "realesr-general-x4v3": spec})
+    assert cli.run(["weights", "download", "realesr-general-x4v3"]) == 0
+    assert (home / "weights" / "realesr-general-x4v3.pth").read_bytes() == data
+    with pytest.raises(WeightsUnavailable) as err:
+        weights.resolve_weights("RealESRGAN_x2plus", download=False)
+    assert KNOWN_WEIGHTS["RealESRGAN_x2plus"].url in str(err.value)
+    assert str(home / "weights" / "RealESRGAN_x2plus.pth") in str(err.value)

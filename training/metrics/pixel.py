@@ -1,4 +1,4 @@
-"""Validation metrics on 8-bit images: PSNR and SSIM (Gaussian window), as BasicSR computes them.
+"""PSNR and SSIM on 8-bit images (full-reference), as BasicSR computes them.
 
 Inputs are (H, W, C) or (H, W) arrays with values in [0, 255] (any float/uint8 dtype); no border crop,
 RGB (not the Y channel). SSIM: 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, means

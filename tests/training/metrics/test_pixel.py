@@ -1,4 +1,4 @@
-"""training/metrics.py: PSNR and Gaussian-window SSIM on known values."""
+"""training/metrics/pixel.py: PSNR and Gaussian-window SSIM on known values."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import C1, gaussian_window, psnr, ssim
+from training.metrics.pixel import C1, gaussian_window, psnr, ssim
 
 
 def test_psnr_known():
