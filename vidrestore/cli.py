@@ -294,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     handler = _StopOnSignal()
     for s in STOP_SIGNALS:
         signal.signal(s, handler)
-    sys.exit(run(argv))
+    code = run(argv)
+    for s in STOP_SIGNALS:   # finished (or cleaned up): a late signal must not turn the exit code into a kill
+        signal.signal(s, signal.SIG_IGN)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
