@@ -54,11 +54,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     """The shared media corpus (../shared/testdata). Missing: skipped locally, an error in CI."""
-    if TESTDATA is None:
-        if CI:
-            pytest.fail("test media not found: set VIDRESTORE_TESTDATA or put shared/testdata beside the repo")
-        pytest.skip("test media not found (set VIDRESTORE_TESTDATA)")
-    return TESTDATA
+    from tests.support.require import require
+    return require(TESTDATA, "test media not found: set VIDRESTORE_TESTDATA or put shared/testdata "
+                             "beside the repo")
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +73,17 @@ def gfpgan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.checkpoints import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("gfpgan") / "gfpgan_random_512.pth", 512, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_gfpgan_64():
+    """The small 64 px GFP-GAN of tests/support/small_gfpgan.py, built once per session (read-only)."""
+    from tests.support.small_gfpgan import small_gfpgan
+    return small_gfpgan(64)
+
+
+@pytest.fixture(scope="session")
+def small_gfpgan_onnx(small_gfpgan_64, tmp_path_factory) -> Path:
+    """``small_gfpgan_64`` exported once per session to FP32 ONNX (dynamic batch); do not write beside it."""
+    from engines.export_onnx import export_onnx
+    return export_onnx(small_gfpgan_64, tmp_path_factory.mktemp("small_onnx") / "small.onnx")

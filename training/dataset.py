@@ -122,9 +122,10 @@ def _read_json(path: str | Path) -> Any:
 
 def convert_authors_components(pth: str | Path, out_json: str | Path, image_folder: str | Path) -> int:
     """Turn the authors' FFHQ_eye_mouth_landmarks_512.pth (keys = 8-digit index into the sorted image
-    list) into our JSON keyed by file stem. Returns the number of entries written. Loads a pickle:
-    use only with the file from the authors' release page."""
-    raw = torch.load(pth, map_location="cpu", weights_only=False)
+    list) into our JSON keyed by file stem. Returns the number of entries written. A weights-only load
+    that admits numpy arrays and nothing else."""
+    from .pretrained import load_torch
+    raw = load_torch(pth, what="facial component file", numpy=True)   # numpy arrays, nothing that runs code
     names = [p.stem for p in list_images(image_folder)]
     out = {}
     for key, parts in raw.items():

@@ -29,7 +29,7 @@ def export_generator(model_or_state: nn.Module | Mapping[str, Tensor], path: str
 def export_checkpoint(state_path: str | Path, out_path: str | Path, *, ema: bool = True) -> Path:
     """Training-state checkpoint (loop.Trainer.save_checkpoint) -> release-format generator file."""
     state_path = Path(state_path)
-    st = load_torch(state_path, what="training checkpoint", weights_only=False)
+    st = load_torch(state_path, what="training checkpoint", numpy=True)
     key = "g_ema" if ema else "g"
     if not isinstance(st, dict) or key not in st:
         raise CheckpointError(f"not a training-state checkpoint (no {key!r})", path=state_path)

@@ -20,16 +20,26 @@ from torch import Tensor, nn
 from vidrestore.errors import CheckpointError
 
 
-def load_torch(path: str | Path, *, what: str, weights_only: bool = True) -> object:
-    """``torch.load`` of ``path`` onto the CPU; a missing or unreadable file is a CheckpointError
-    naming ``what`` (e.g. "ArcFace weights"). ``weights_only=False`` unpickles: own files only."""
+def load_torch(path: str | Path, *, what: str, numpy: bool = False) -> object:
+    """``torch.load(weights_only=True)`` of ``path`` onto the CPU (never runs pickled code); a
+    missing or unreadable file is a CheckpointError naming ``what`` (e.g. "ArcFace weights").
+    ``numpy``: numpy arrays are admitted too (training state's RNG, the authors' component file)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", path=path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
+        with torch.serialization.safe_globals(_numpy_globals() if numpy else []):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every unreadable file is a checkpoint problem
         raise CheckpointError(f"cannot read {what}: {str(exc)[:200]}", path=path) from None
+
+
+def _numpy_globals() -> list:
+    """What unpickling a numpy array needs, and nothing that runs code."""
+    import numpy as np
+    from numpy import _core  # numpy >= 2
+    return [_core.multiarray._reconstruct, np.ndarray, np.dtype,
+            *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "u4")}]
 
 
 def read_state(path: str | Path) -> dict[str, Tensor]:

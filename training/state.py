@@ -64,7 +64,7 @@ def save_checkpoint(tr: "Trainer", path: str | Path | None = None) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    st = load_torch(path, what="training checkpoint", weights_only=False)
+    st = load_torch(path, what="training checkpoint", numpy=True)   # weights-only; the numpy RNG state is admitted
     if not isinstance(st, dict) or st.get("version") not in (1, CHECKPOINT_VERSION):
         raise CheckpointError("not a training-state checkpoint of this version", path=path)
     return st

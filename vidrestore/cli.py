@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 import traceback
@@ -89,6 +91,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-face", type=int, default=32, help="leave faces smaller than this (pixels)")
     f.add_argument("--detect-every", type=int, default=1, help="detect on every k-th frame")
     f.add_argument("--det-threshold", type=float, default=0.8, help="detector score threshold")
+    f.add_argument("--max-faces", type=int, default=50,
+                   help="restore at most this many faces per frame, the largest (bounded work)")
     f.add_argument("--max-misses", type=int, default=10, help="frames a track survives unseen")
     u = p.add_argument_group("output resolution")
     u.add_argument("--upscale", type=float, default=1.0, metavar="S",
@@ -116,6 +120,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     e.add_argument("--fps", type=float, default=25.0, help="frame rate of an image-sequence input")
     o = p.add_argument_group("output")
     o.add_argument("--report", type=Path, help="write the run report as JSON")
+    o.add_argument("--strict", action="store_true",
+                   help="fail (exit 2, no output) if any input frame is lost to damage or truncation")
     o.add_argument("--progress", action="store_true", help="show progress even when not a terminal")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     o.add_argument("--verbose", action="store_true", help="tracebacks on errors")
@@ -158,7 +164,9 @@ def _config_from(args: argparse.Namespace):
     from .config import (AlignConfig, DecodeConfig, DetectConfig, EncodeConfig, ModelConfig, PasteConfig,
                          RestoreConfig, SelectConfig, SmoothConfig, TrackConfig, UpscaleConfig)
     return RestoreConfig(
-        detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold),
+        detect=DetectConfig(every=args.detect_every, score_threshold=args.det_threshold,
+                            max_faces=args.max_faces),
+        decode=DecodeConfig(strict=args.strict, fps=args.fps),
         track=TrackConfig(max_misses=args.max_misses),
         smooth=SmoothConfig(strength=args.smoothing, method=args.smoothing_method),
         align=AlignConfig(min_face=args.min_face, interpolation=args.interpolation),
@@ -169,7 +177,6 @@ def _config_from(args: argparse.Namespace):
                           parse_weights=args.parse_weights),
         encode=EncodeConfig(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
                             format=args.format),
-        decode=DecodeConfig(fps=args.fps),
         model=ModelConfig(weights=args.weights, backend=args.backend, device=args.device,
                           precision=args.precision, batch=args.batch, restorer=args.restorer,
                           threads=args.threads, kernels=args.kernels),
@@ -312,9 +319,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"vidrestore: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("vidrestore: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"vidrestore: interrupted by {signal.Signals(signum).name}; stopped, temporary output "
+              "removed", file=sys.stderr)
+        return 128 + signum
     except Exception as err:  # a bug: say so plainly, keep the traceback for --verbose
         if args.verbose:
             traceback.print_exc()
@@ -323,8 +332,42 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: raised in the main thread so the run unwinds like a
+    Ctrl-C (threads stop, the temporary output is deleted); the exit code is 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """Signal handler: the first signal raises :class:`Interrupted`, a second exits at once."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.seen:  # a second signal while unwinding: leave at once
+            os.write(2, b"vidrestore: interrupted again; exiting at once\n")
+            os._exit(128 + signum)
+        self.seen = True
+        raise Interrupted(signum)
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(argv))
+    """Run and exit. SIGINT/SIGTERM/SIGHUP stop the run cleanly (exit 130/143/129); a second one
+    exits at once."""
+    handler = _StopOnSignal()
+    for s in STOP_SIGNALS:
+        signal.signal(s, handler)
+    code = run(argv)
+    for s in STOP_SIGNALS:   # finished (or cleaned up): a late signal must not turn the exit code into a kill
+        signal.signal(s, signal.SIG_IGN)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

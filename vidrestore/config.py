@@ -45,10 +45,13 @@ class DecodeConfig:
     frame_threads: bool = False
     full_depth: bool = True          # >8-bit sources also keep a uint16 plane (Frame.rgb_hi)
     fps: float = 25.0                # frame rate given to image sequences (--fps)
+    strict: bool = False             # --strict: any lost frame (corrupt packet, truncation) is an InputError
+    max_pixels: int = 8192 * 8192    # larger frames (e.g. a damaged 30000x30000 header) are an InputError
 
     def __post_init__(self) -> None:
         _check(self.fps > 0, "--fps must be > 0")
         _check(self.max_corrupt_packets >= 0, "max_corrupt_packets must be >= 0")
+        _check(self.max_pixels >= 1, "max_pixels must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,8 +62,10 @@ class DetectConfig:
     batch: int = 4                   # frames per detector call
     every: int = 1                   # detect on every k-th frame, propagate in between
     threads: int = 0                 # onnxruntime intra-op threads, 0 = default
+    max_faces: int = 50              # --max-faces: per frame, the largest faces are kept (bounded work)
 
     def __post_init__(self) -> None:
+        _check(self.max_faces >= 1, "--max-faces must be >= 1")
         _check(0.0 < self.score_threshold < 1.0, "--det-threshold must be in (0, 1)")
         _check(self.max_side >= 64, "detector max_side must be >= 64")
         _check(self.every >= 1, "--detect-every must be >= 1")

@@ -22,7 +22,7 @@ from .config import RestoreConfig
 from .errors import ConfigError
 from .faces.align import alignments_for
 from .faces.aligned import aligned_alignment, whole_frame
-from .faces.detect import FaceDetector, RetinaFaceDetector
+from .faces.detect import FaceDetector, RetinaFaceDetector, largest_faces
 from .faces.ops import CpuImageOps, ImageOps
 from .faces.parse import FaceParser
 from .faces.select import FaceSelector
@@ -67,6 +67,7 @@ class _Analyser:
         self._chunk: list[Frame] = []
         self._held: dict[int, tuple[Frame, int]] = {}   # frame index -> (frame, faces detected)
         self._chunk_len = config.detect.batch * config.detect.every
+        self.faces_over_max = 0
 
     def push(self, frame: Frame) -> list[_Work]:
         if self.config.aligned:             # --aligned: every frame is one face crop, no detection
@@ -90,7 +91,9 @@ class _Analyser:
         to_detect = [f for f in chunk if f.index % every == 0]
         with self.clock.timed("detect"):
             found = self.detector.detect([f.rgb for f in to_detect]) if to_detect else []
-        by_index = {f.index: faces for f, faces in zip(to_detect, found)}
+        by_index = {f.index: largest_faces(faces, self.config.detect.max_faces)   # bounded work per frame
+                    for f, faces in zip(to_detect, found)}
+        self.faces_over_max += sum(map(len, found)) - sum(map(len, by_index.values()))
         out: list[_Work] = []
         for frame in chunk:
             faces = by_index.get(frame.index)
@@ -319,9 +322,12 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         faces_restored=restored, faces_skipped_small=max(detected - restored, 0),
         tracks=analyser.tracks(), stage_seconds=dict(clock.seconds),
         wall_seconds=time.perf_counter() - t_start,
-        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn), seam_faces=gate.seam_faces,
+        warnings=merge_warnings(dict(reader.stats.warnings), enc_warn, {"faces over --max-faces left alone":
+                                analyser.faces_over_max} if analyser.faces_over_max else {}),
+        seam_faces=gate.seam_faces,
         paste_mask=config.paste.mask, color_match=config.paste.color_match,
-        upscale=upscaler.plan.to_dict() if upscaler else None)
+        upscale=upscaler.plan.to_dict() if upscaler else None, frames_lost=reader.stats.frames_lost,
+        lost=tuple(reader.stats.lost), loss_text=reader.stats.loss_text() if reader.stats.frames_lost else "")
 
 
 def _image_ops_for(device: str, config: RestoreConfig, *, owns_frames: bool = False) -> ImageOps:

@@ -63,6 +63,9 @@ class Report:
     upscale: dict[str, Any] | None = None   # --upscale: sizes, method, upsampler backend and why (UpscalePlan)
     # a range's edge frames -> ((track id, alignment matrix), ...): chunks match track IDs with these
     seam_faces: dict[int, tuple] = field(default_factory=dict)
+    frames_lost: int = 0                  # damaged or missing in the input (corrupt packets, truncation)
+    lost: tuple[tuple[float | None, int, str], ...] = ()   # (seconds or None, frames, cause)
+    loss_text: str = ""                   # the one-line account of frames_lost
 
     @property
     def fps(self) -> float:
@@ -94,6 +97,8 @@ class Report:
              f"{len(self.tracks)} tracks; backend {self.backend.name} on {self.backend.device} "
              f"({self.backend.precision}); paste mask {self.paste_mask}"
              + (f", colour match {self.color_match}" if self.color_match != "none" else "")]
+        if self.frames_lost:
+            s.append(f"input damaged: {self.loss_text}")
         if self.stage_seconds:
             s.append("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()))
         if self.upscale:

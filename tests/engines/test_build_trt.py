@@ -12,17 +12,16 @@ from engines.build_trt import (build_engine, gpu_identity, import_tensorrt, insp
                                timing_cache_path)
 from engines.engine_cache import BatchProfile, EngineCache
 from engines.export_onnx import export_onnx
-from tests.support.small_gfpgan import small_checkpoint, small_gfpgan
+from tests.support.small_gfpgan import small_checkpoint
 from vidrestore.errors import BackendUnavailable, ConfigError
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(small_gfpgan_64, small_gfpgan_onnx, tmp_path_factory):
     folder = tmp_path_factory.mktemp("trt")
-    model = small_gfpgan(64)
-    return export_onnx(model, folder / "m32.onnx"), export_onnx(model, folder / "m16.onnx", fp16=True)
+    return small_gfpgan_onnx, export_onnx(small_gfpgan_64, folder / "m16.onnx", fp16=True)
 
 
 def test_inspect_onnx_reads_what_the_builder_needs(exported):
@@ -85,7 +84,8 @@ def test_gpu_identity_without_gpu_is_a_clear_error():
 
 @pytest.mark.needs_cuda
 def test_build_fp16_engine_is_cached_and_rebuilt_only_when_the_key_changes(tmp_path):
-    pytest.importorskip("tensorrt")
+    from tests.support.require import require_module
+    require_module("tensorrt", gpu=True)
     ckpt = small_checkpoint(tmp_path / "w.pth")
     logs: list[str] = []
     first = build_engine(str(ckpt), precision="fp16", min_batch=1, opt_batch=2, max_batch=4,

@@ -31,9 +31,8 @@ def fatbin_entries(data: bytes) -> list[tuple[str, int]]:
 def test_cmake_builds_fatbins_for_all_archs(tmp_path):
     tools = {t: shutil.which(t) for t in ("nvcc", "cmake")}
     if not all(tools.values()):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI: CUDA build tools missing: {[t for t, p in tools.items() if not p]}")
-        pytest.skip("nvcc or cmake not installed")
+        from tests.support.require import require
+        require(None, f"CUDA build tools missing: {[t for t, p in tools.items() if not p]}")
     build, out = tmp_path / "build", tmp_path / "fatbin"
     cfg = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), f"-DVIDRESTORE_FATBIN_DIR={out}"],
                          capture_output=True, text=True, timeout=300)

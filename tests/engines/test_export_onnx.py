@@ -13,17 +13,17 @@ from torch import nn
 
 from engines.export_onnx import (INPUT_NAME, OUTPUT_NAME, ExportError, check_graph, ensure_onnx, export_onnx,
                                  main)
-from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint, small_gfpgan
+from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint
 
 
-@pytest.fixture(scope="module")
-def model():
-    return small_gfpgan(64)
+@pytest.fixture
+def model(small_gfpgan_64):
+    return small_gfpgan_64
 
 
-@pytest.fixture(scope="module")
-def onnx_fp32(model, tmp_path_factory):
-    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "small.onnx")
+@pytest.fixture
+def onnx_fp32(small_gfpgan_onnx):
+    return small_gfpgan_onnx
 
 
 def run_ort(path, x: torch.Tensor) -> np.ndarray:

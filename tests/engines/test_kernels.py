@@ -7,6 +7,7 @@ comparisons with CuPy on the GPU, for the NVRTC build and for the prebuilt fatbi
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -30,10 +31,8 @@ CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _need(cond: bool, why: str) -> None:
-    if not cond:
-        if CI:
-            pytest.fail(why)
-        pytest.skip(why)
+    from tests.support.require import require
+    require(cond, why)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -69,7 +68,7 @@ def test_nvrtc_compiles_the_inlined_source(name):
     """The exact text and options CuPy hands to NVRTC at run time (needs no GPU)."""
     nvrtc = _nvrtc()
     if nvrtc is None:
-        pytest.skip("NVRTC (cupy + nvidia-cuda-nvrtc) not available")
+        _need(False, "NVRTC (cupy + nvidia-cuda-nvrtc) not available")
     prog = nvrtc.createProgram(K.kernel_source(name), f"{name}.cu", (), ())
     try:
         nvrtc.compileProgram(prog, [*K.NVRTC_OPTIONS, "-arch=compute_80"])
@@ -96,7 +95,7 @@ def test_unknown_family():
 
 
 def test_cpu_device_refused():
-    pytest.importorskip("cupy")
+    _need(importlib.util.find_spec("cupy") is not None, "cupy not installed (requirements/test-extra.txt)")
     with pytest.raises(BackendUnavailable, match="CUDA device"):
         K.WarpKernels("cpu")
 
@@ -394,6 +393,30 @@ def test_emulated_grid_stride_loop_covers_everything():
 
 
 @needs_emu
+def test_emulated_misaligned_view_takes_the_scalar_kernel(monkeypatch):
+    """A view starting one float in has a 4-byte-aligned pointer: the emulator refuses it for a vec4
+    kernel (as a GPU would fault), and the wrappers pick the scalar kernel and stay exact."""
+    base = torch.randn(2 * 3 * 4 * 4 + 1)
+    x = base[1:].view(2, 3, 4, 4)                 # row length 16 (vec4-able), pointer 4 bytes off
+    assert x.data_ptr() % 16 != 0
+    s = torch.rand(2, 3)
+    out = torch.zeros_like(x)
+    with pytest.raises(AssertionError, match="misaligned"):
+        cuda_emu.launch("modconv", "modulate_input_vec4_f32", (1, 1, 1), (32, 1, 1),
+                        (np.uint64(x.data_ptr()), np.uint64(s.data_ptr()), np.uint64(out.data_ptr()),
+                         np.int64(16), np.int64(96)))
+    launched = []
+    real = cuda_emu.launch
+    monkeypatch.setattr(cuda_emu, "launch", lambda fam, k, *a: (launched.append(k), real(fam, k, *a)))
+    torch.testing.assert_close(emulated("modconv").modulate_input(x, s), R.modulate_input(x, s))
+    hb = torch.randn(1 + 32 + 16 + 16)            # x (2,4,2,2), scale and shift (2,2,2,2), all 4 bytes off
+    xs, sc, sh = hb[1:33].view(2, 4, 2, 2), hb[33:49].view(2, 2, 2, 2), hb[49:65].view(2, 2, 2, 2)
+    want = R.sft_half(xs.clone(), sc.clone(), sh.clone())
+    torch.testing.assert_close(emulated("sft").sft_half(xs, sc, sh), want)
+    assert launched == ["modulate_input_f32", "sft_half_f32"], launched
+
+
+@needs_emu
 def test_emulated_wrapper_validation():
     ops = emulated("modconv")
     with pytest.raises(TypeError, match="dtype"):
@@ -457,7 +480,8 @@ _DRIVER_TOO_OLD = ("UNSUPPORTED_PTX_VERSION", "NO_BINARY_FOR_GPU", "INSUFFICIENT
 
 def _ops(family: str, source: str):
     if source == "fatbin" and not (L.FATBIN_DIR / f"{family}.fatbin").is_file():
-        pytest.skip("no prebuilt fatbin (run cmake --build build)")
+        from tests.support.require import require
+        require(None, "no prebuilt fatbin (run cmake --build build)", gpu=True)
     try:
         return FAMILIES[family]("cuda", source=source)
     except BackendUnavailable as err:

@@ -6,20 +6,18 @@ from collections import Counter
 import onnx
 import pytest
 
-from engines.export_onnx import export_onnx
 from engines.precision import (convert_to_fp16, fold_cast_round_trips, fp32_node_names, node_precisions,
                                topological_sort)
-from tests.support.small_gfpgan import small_gfpgan
+
+
+@pytest.fixture
+def model(small_gfpgan_64):
+    return small_gfpgan_64
 
 
 @pytest.fixture(scope="module")
-def model():
-    return small_gfpgan(64)
-
-
-@pytest.fixture(scope="module")
-def graph(model, tmp_path_factory):
-    return onnx.load(str(export_onnx(model, tmp_path_factory.mktemp("p") / "m.onnx")))
+def graph(small_gfpgan_onnx):
+    return onnx.load(str(small_gfpgan_onnx))
 
 
 def demodulated_convs(model) -> list[str]:

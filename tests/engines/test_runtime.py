@@ -22,7 +22,8 @@ def test_runner_without_tensorrt_raises_backend_unavailable(tmp_path):
 
 @pytest.fixture(scope="module")
 def engine_and_model(tmp_path_factory):
-    pytest.importorskip("tensorrt")
+    from tests.support.require import require_module
+    require_module("tensorrt", gpu=True)
     from engines.build_trt import build_engine
     from vidrestore.models import load_gfpgan
 

@@ -31,7 +31,8 @@ def test_missing_torch_tensorrt_gives_install_advice(tmp_path):
 
 @pytest.mark.needs_cuda
 def test_compiled_fp16_model_matches_torch_for_dynamic_batches(tmp_path, testdata):
-    pytest.importorskip("torch_tensorrt")
+    from tests.support.require import require_module
+    require_module("torch_tensorrt", gpu=True)
     from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint
     from vidrestore.backends.torch_tensorrt import TorchTensorRTBackend
     from vidrestore.models import load_gfpgan

@@ -98,6 +98,11 @@ def launch(name: str, kernel: str, grid: tuple[int, int, int], block: tuple[int,
            args: tuple[Any, ...]) -> None:
     """Emulate ``kernel<<<grid, block>>>(*args)`` of family ``name`` on the CPU (pointers = host addresses)."""
     check_args(name, kernel, args)
+    if "vec4" in kernel:   # float4/half4 loads fault on the GPU unless every pointer is 16-byte aligned
+        for i, a in enumerate(args):
+            v = int(a) if isinstance(a, (int, np.integer)) else 0
+            assert not (v > 2 ** 32 and v % 16), \
+                f"{kernel}: argument {i} is a pointer misaligned by {v % 16} bytes for a vectorised kernel"
     lib = build(name)
     sig = (signatures(name) or {}).get(kernel)
     fn = getattr(lib, kernel)

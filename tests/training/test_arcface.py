@@ -16,7 +16,8 @@ def _authors_arcface():
     from tests.support import reference
     wheel = reference.find_wheel()
     if wheel is None:
-        pytest.skip("gfpgan-1.3.8 wheel not found")
+        from tests.support.require import require
+        require(None, "gfpgan-1.3.8 wheel not found")
     reference._install_stubs()
     spec = importlib.util.spec_from_loader("_gfpgan_ref_arcface", loader=None)
     mod = importlib.util.module_from_spec(spec)

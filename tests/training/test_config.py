@@ -79,7 +79,8 @@ def test_dump_round_trips(tmp_path):
 
 
 def test_yaml_and_missing_file(tmp_path):
-    pytest.importorskip("yaml")
+    from tests.support.require import require_module
+    require_module("yaml")
     p = tmp_path / "c.yml"
     p.write_text("losses:\n  l1_weight: 0.25\nmodel:\n  out_size: 128\n")
     cfg = load_config(p)

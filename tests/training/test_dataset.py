@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.support.require import require_module
 import torch
 
 from training.config import DataConfig, DegradationConfig
@@ -116,12 +118,15 @@ def test_dataloader_with_workers_matches_in_process(faces_dir):
 
 def test_validation_set_is_fixed(faces_dir):
     vs = ValidationSet(DataConfig(val_dir=str(faces_dir)), DegradationConfig(), out_size=64)
-    assert len(vs) == 2 and torch.equal(vs[1]["lq"], vs[1]["lq"]) and vs[0]["name"] == Path(sorted(FACES)[0]).stem
+    again = ValidationSet(DataConfig(val_dir=str(faces_dir)), DegradationConfig(), out_size=64)
+    assert len(vs) == 2 and vs[0]["name"] == Path(sorted(FACES)[0]).stem
+    assert torch.equal(vs[1]["lq"], again[1]["lq"])              # fixed degradations: same in a new set
+    assert not torch.equal(vs[0]["lq"], vs[1]["lq"])
     assert float((vs[0]["lq"] - vs[0]["gt"]).abs().mean()) > 0.01
 
 
 def test_video_frames_with_landmarks(testdata, tmp_path):
-    pytest.importorskip("decord")
+    require_module("decord")
     vdir, ldir = tmp_path / "videos", tmp_path / "lms"
     vdir.mkdir()
     ldir.mkdir()
@@ -145,7 +150,7 @@ def test_video_frames_with_landmarks(testdata, tmp_path):
 
 
 def test_video_frames_without_landmarks(testdata, tmp_path):
-    pytest.importorskip("decord")
+    require_module("decord")
     vdir = tmp_path / "videos"
     vdir.mkdir()
     (vdir / "talk.mp4").symlink_to(testdata / "clips" / "lp_d0_talking_512.mp4")

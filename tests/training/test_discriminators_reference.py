@@ -56,7 +56,8 @@ def _fused_act_module() -> types.ModuleType:
 def reference():
     sdist, wheel = _find("basicsr-1.4.2.tar.gz"), _find("gfpgan-1.3.8-*.whl")
     if sdist is None or wheel is None:
-        pytest.skip("basicsr-1.4.2.tar.gz / gfpgan-1.3.8 wheel not found (see module docstring)")
+        from tests.support.require import require
+        require(None, "basicsr-1.4.2.tar.gz / gfpgan-1.3.8 wheel not found (see module docstring)")
     from tests.support import reference as ref_support
     ref_support._install_stubs()                       # basicsr, .utils.registry, .archs.arch_util
     sys.modules.setdefault("basicsr.ops", types.ModuleType("basicsr.ops"))

@@ -12,6 +12,7 @@ import torch
 from vidrestore.config import (AlignConfig, EncodeConfig, ModelConfig, RestoreConfig,
                                SmoothConfig)
 from vidrestore.errors import InputError, OutputError
+from vidrestore.faces.ops import CpuImageOps
 from vidrestore.media.decode import VideoReader, probe
 from vidrestore.pipeline import Restorer, restore_video
 
@@ -76,8 +77,11 @@ def test_every_playable_file_round_trips(rel, testdata, manifest, tmp_path):
     # faces: consistent with the MANIFEST (detector on sampled frames, score > 0.8)
     faces = entry.get("faces") or {}
     if faces.get("max_count", 0) >= 1 and entry["faces_sampled"]["frames_with_face"] == entry["faces_sampled"]["frames"]:
-        assert sum(1 for n in rep.faces_per_frame if n >= 1) >= 0.8 * expected or \
-            rep.faces_skipped_small > 0, rel
+        if faces.get("min_face_height_px", 0) >= 2 * AlignConfig().min_face:
+            assert sum(1 for n in rep.faces_per_frame if n >= 1) >= 0.8 * expected, rel
+        else:   # faces near --min-face: found in most frames, some left alone as too small
+            assert rep.faces_detected >= 0.8 * expected, rel
+            assert rep.faces_restored + rep.faces_skipped_small == rep.faces_detected
     if faces.get("max_count", 1) == 0 and entry.get("faces_sampled", {}).get("frames_with_face", 1) == 0:
         assert rep.faces_restored <= 0.05 * expected, rel
 
@@ -106,26 +110,51 @@ def test_identity_lossless_psnr(testdata, tmp_path):
     print(f"identity PSNR whole-frame min {min(whole):.1f} dB, face-region min {min(face):.1f} dB")
 
 
-def test_restore_changes_only_faces_and_keeps_audio(testdata, tmp_path, gfpgan_checkpoint):
-    """The real GFP-GAN module (random weights) end to end on a short clip with audio."""
+class _RecordingOps(CpuImageOps):
+    """CPU image ops that remember the alignment matrices of every warp (in frame order)."""
+
+    def __init__(self) -> None:
+        super().__init__(paste_inplace=True)
+        self.matrices: list[np.ndarray] = []
+
+    def warp(self, frame_rgb, matrices, *, crop_size):
+        self.matrices.append(np.array(matrices))
+        return super().warp(frame_rgb, matrices, crop_size=crop_size)
+
+
+def test_restore_pastes_the_models_output(testdata, tmp_path, gfpgan_checkpoint):
+    """The real GFP-GAN module (random weights) through the torch backend, end to end with audio:
+    each output frame equals the input with model(aligned crop) pasted back, computed here
+    independently (model called directly, paste on a copy), within the lossless encode's rounding;
+    the identity restorer or a face in the wrong frame would be far off."""
+    from vidrestore.models import load_gfpgan
     src = testdata / "edge/vfr_gap_face.mp4"
+    short = tmp_path / "short.mp4"
+    _cut(src, short, frames=3)
     out = tmp_path / "out.mp4"
     cfg = RestoreConfig(model=ModelConfig(weights=str(gfpgan_checkpoint), backend="torch",
-                                          device="cpu", batch=2),
-                        encode=FAST, overwrite=False)
-    # only the first frames: a callable restorer would hide the model, so cut the input instead
-    short = tmp_path / "short.mp4"
-    _cut(src, short, frames=6)
-    rep = restore_video(short, out, cfg)
-    assert rep.frames_written == 6
-    assert rep.backend.name == "torch"
-    assert rep.faces_restored >= 5
+                                          device="cpu", batch=2), encode=LOSSLESS_X264)
+    ops = _RecordingOps()
+    rep = restore_video(short, out, cfg, image_ops=ops)
+    assert rep.frames_written == 3 and rep.backend.name == "torch"
+    assert rep.faces_per_frame == (1, 1, 1) and len(ops.matrices) == 3
     assert probe(out).audio, "audio stream lost"
+    model = load_gfpgan(gfpgan_checkpoint).eval()
+    plain = CpuImageOps(paste_inplace=False)
     with VideoReader(short) as a, VideoReader(out) as b:
-        for x, y in zip(a, b):
-            assert psnr(x.rgb, y.rgb) < 60    # something was restored
-            corner = np.s_[:40, :40]
-            assert psnr(x.rgb[corner], y.rgb[corner]) > 30   # background untouched (up to encode)
+        for x, y, mats in zip(a, b, ops.matrices):
+            crops = plain.warp(x.rgb, mats, crop_size=512)
+            with torch.inference_mode():
+                restored = plain.from_output(model(plain.to_input(crops)))
+            want = plain.paste(x.rgb, restored, mats, config=cfg.paste, originals=crops)
+            face = np.any(want != x.rgb, axis=2)
+            assert face.mean() > 0.05                        # the face region is large
+            diff = np.abs(y.rgb.astype(int) - want.astype(int))
+            assert diff[face].mean() < 1.0 and np.percentile(diff[face], 99.9) <= 3, \
+                (diff[face].mean(), diff[face].max())
+            changed = np.abs(x.rgb.astype(int) - want.astype(int))[face].mean()
+            assert changed > 10 * max(diff[face].mean(), 0.1)   # identity would fail by far
+            assert diff[~face].max() <= 3                        # background untouched
 
 
 def _cut(src: Path, dst: Path, *, frames: int) -> None:
@@ -224,3 +253,33 @@ def test_restorer_api_streams_frames(testdata):
     assert len(out) == 12 and all(o.shape == f.shape for o, f in zip(out, frames))
     assert sum(calls) == 12 and max(calls) <= 4
     assert out[0][200:300, 200:300].mean() > frames[0][200:300, 200:300].mean() + 20
+
+
+def test_batch_1_and_8_are_bit_identical(testdata, tmp_path):
+    """Each crop is changed by an amount computed from its own content, so a face restored in a
+    batch and pasted into the wrong frame (or the wrong slot) changes the output; --batch 1 and
+    --batch 8 must give the same bytes of every decoded frame."""
+    src = tmp_path / "group.mp4"
+    _cut(testdata / "edge/multi_face_group_zoompan.mp4", src, frames=8)
+
+    def marked(x: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for row in x:                                       # per row: independent of the batch
+            m = float(row.mean())
+            rows.append((row * 0.5 + 0.4 * np.sin(37.0 * m)).clamp(-1, 1))
+        return torch.stack(rows)
+
+    outs = []
+    for batch in (1, 8):
+        out = tmp_path / f"b{batch}.mkv"
+        rep = restore_video(src, out, RestoreConfig(encode=LOSSLESS, model=ModelConfig(batch=batch)),
+                            restorer=marked)
+        assert rep.faces_restored >= 2 * 8, rep.faces_per_frame
+        with VideoReader(out) as r:
+            outs.append([f.rgb for f in r])
+    assert len(outs[0]) == len(outs[1]) == 8
+    for a, b in zip(*outs):
+        assert np.array_equal(a, b)
+    with VideoReader(src) as r:
+        first = next(iter(r)).rgb
+    assert np.abs(first.astype(int) - outs[0][0].astype(int)).mean() > 1.0   # the marks are there

@@ -31,6 +31,14 @@ class FaceDetector(Protocol):
         ...
 
 
+def largest_faces(faces: list[Face], limit: int) -> list[Face]:
+    """At most ``limit`` faces, the largest by box area, in their original order."""
+    if len(faces) <= limit:
+        return faces
+    keep = sorted(range(len(faces)), key=lambda i: -float(np.prod(faces[i].box[2:] - faces[i].box[:2])))
+    return [faces[i] for i in sorted(keep[:limit])]
+
+
 def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(w, h) the frame is resized to: long side <= max_side, aspect kept, never enlarged."""
     scale = min(1.0, max_side / max(width, height))

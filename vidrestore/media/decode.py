@@ -50,6 +50,7 @@ RANGE_NAMES = {1: "tv", 2: "pc"}
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 _SWS_MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt601", 7: "smpte240m", 9: "bt2020"}
 IMAGE_FORMATS = ("image2",)  # plus every "*_pipe" demuxer (jpeg_pipe, png_pipe, webp_pipe, ...)
+MAX_LOSS_ENTRIES = 20      # places of loss kept in DecodeStats.lost
 _MAX_DEMUX_ERRORS = 8        # consecutive read errors before the rest of a damaged file is given up
 
 
@@ -59,9 +60,31 @@ class DecodeStats:
     frames: int = 0
     corrupt_packets: int = 0
     warnings: dict[str, int] = field(default_factory=dict)
+    frames_lost: int = 0
+    # where: (seconds or None if unknown, frames, cause), merged with the previous entry when adjacent;
+    # at most MAX_LOSS_ENTRIES kept (frames_lost counts all)
+    lost: list[tuple[float | None, int, str]] = field(default_factory=list)
 
     def warn(self, key: str, n: int = 1) -> None:
         self.warnings[key] = self.warnings.get(key, 0) + n
+
+    def lose(self, t: float | None, n: int, cause: str) -> None:
+        self.frames_lost += n
+        if self.lost and self.lost[-1][2] == cause and t is not None and self.lost[-1][0] is not None \
+                and cause == "corrupt packet" and t - self.lost[-1][0] < 1.0:
+            self.lost[-1] = (self.lost[-1][0], self.lost[-1][1] + n, cause)
+        elif len(self.lost) < MAX_LOSS_ENTRIES:
+            self.lost.append((None if t is None else round(t, 3), n, cause))
+
+    def loss_text(self) -> str:
+        """e.g. "53 frames lost: 1 at 0.80 s (corrupt packet), 52 after 2.20 s (file ends early)"."""
+        parts = []
+        for t, n, cause in self.lost:
+            where = "at unknown times" if t is None else \
+                (f"after {t:.2f} s" if cause == "file ends early" else f"from {t:.2f} s")
+            parts.append(f"{n} {where} ({cause})")
+        more = ", ..." if sum(n for _, n, _ in self.lost) < self.frames_lost else ""
+        return f"{self.frames_lost} frames lost: " + ", ".join(parts) + more
 
 
 def conversion_matrix(colorspace: int, stored_width: int, stored_height: int) -> int:
@@ -139,7 +162,13 @@ def upright(img: np.ndarray | None, rotation: int) -> np.ndarray | None:
     return rot90(img, (int(rotation) // 90) % 4)
 
 
-def _open(path: Path, threads: int, frame_threads: bool) -> tuple[av.container.InputContainer, av.video.VideoStream]:
+def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise InputError(f"frame size {w}x{h} is over the limit of {max_pixels / 1e6:.0f} megapixels "
+                         "(damaged header?)", path=path)
+
+
+def _open(path: Path, threads: int, frame_threads: bool, max_pixels: int) -> tuple[av.container.InputContainer, av.video.VideoStream]:
     if not path.exists():
         raise InputError("file not found", path=path)
     if path.is_dir():
@@ -157,6 +186,14 @@ def _open(path: Path, threads: int, frame_threads: bool) -> tuple[av.container.I
         container.close()
         raise InputError(f"has no video stream (streams: {kinds})", path=path)
     stream = streams[0]
+    if stream.codec_context is None:   # e.g. a damaged sample description: FFmpeg found no decoder
+        container.close()
+        raise InputError("video stream cannot be decoded (unknown codec or damaged header)", path=path)
+    try:
+        _check_size(path, stream.codec_context.width or 0, stream.codec_context.height or 0, max_pixels)
+    except InputError:
+        container.close()
+        raise
     stream.codec_context.thread_type = "AUTO" if frame_threads else "SLICE"
     stream.codec_context.thread_count = threads
     return container, stream
@@ -180,6 +217,7 @@ class VideoReader:
         self._container, self._stream = self._open_container()
         self._is_image = (self._container.format.name in IMAGE_FORMATS
                           or self._container.format.name.endswith("_pipe"))
+        self._packets = 0
         self._raw = self._decode_raw()
         try:
             self._first = next(self._raw)
@@ -196,7 +234,7 @@ class VideoReader:
         self._skip_before: int | None = None  # frames with a smaller pts are decoded and dropped
 
     def _open_container(self) -> tuple[av.container.InputContainer, av.video.VideoStream]:
-        return _open(self.path, self.config.threads, self.config.frame_threads)
+        return _open(self.path, self.config.threads, self.config.frame_threads, self.config.max_pixels)
 
     def _on_other_packet(self, packet: av.Packet) -> None:
         """A demuxed packet of another stream (only streams named by :meth:`_other_streams`)."""
@@ -263,11 +301,17 @@ class VideoReader:
             if packet.stream.index != stream.index:
                 self._on_other_packet(packet)
                 continue
+            if packet.size:
+                self._packets += 1
             try:
                 frames = stream.decode(packet)
             except av.FFmpegError:
                 self.stats.corrupt_packets += 1
                 self.stats.warn("corrupt packets skipped")
+                t = packet.pts if packet.pts is not None else packet.dts
+                self.stats.lose(None if t is None else float(t * stream.time_base), 1, "corrupt packet")
+                if self.config.strict:
+                    raise InputError(f"{self.stats.loss_text()} (--strict)", path=self.path) from None
                 if self.stats.corrupt_packets > self.config.max_corrupt_packets:
                     raise InputError(f"more than {self.config.max_corrupt_packets} corrupt packets, "
                                      "giving up", path=self.path) from None
@@ -291,7 +335,9 @@ class VideoReader:
         want_alpha = self.info.has_alpha
         frames: Iterator[av.VideoFrame] = iter([self._first]) if self._is_image else _chain(self._first, self._raw)
         high = self.config.full_depth and self.info.bit_depth > 8
+        last_t = None
         for vf in frames:
+            _check_size(self.path, vf.width, vf.height, self.config.max_pixels)
             pts = vf.pts if vf.pts is not None else vf.dts
             if self._skip_before is not None and pts is not None and pts < self._skip_before:
                 continue            # before the range (decoded from its keyframe on)
@@ -307,7 +353,29 @@ class VideoReader:
             yield Frame(index=self._index0 + self.stats.frames, pts=pts, time_base=tb, rgb=rgb,
                         alpha=upright(alpha, rot), rgb_hi=rgb_hi)
             self.stats.frames += 1
+            last_t = None if pts is None else float(pts * tb)
         self._first = None
+        if not self._is_image and self._skip_before is None:   # a range reads only part of the file
+            self._count_missing(last_t)
+            if self.config.strict and self.stats.frames_lost:
+                raise InputError(f"{self.stats.loss_text()} (--strict)", path=self.path)
+
+    def _count_missing(self, last_t: float | None) -> None:
+        """Frames the file should have had but that never came out: the decoder dropped them
+        (packets in, fewer frames out) or the file ends before its header says (truncation)."""
+        s = self._stream
+        dropped = self._packets - self.stats.corrupt_packets - self.stats.frames
+        if dropped > 0:
+            self.stats.lose(None, dropped, "dropped by the decoder")
+        expected = s.frames or 0
+        if not expected and s.duration and self.info.avg_rate and last_t is not None:
+            start = float((s.start_time or 0) * s.time_base)
+            gap = float(s.duration * s.time_base) + start - last_t - float(1 / self.info.avg_rate)
+            if gap > 0.5:          # container durations are approximate: only a clear gap counts
+                expected = self._packets + round(gap * float(self.info.avg_rate))
+        ends_early = expected - max(self._packets, self.stats.frames)
+        if ends_early > 0:
+            self.stats.lose(last_t, ends_early, "file ends early")
 
     # -- info ------------------------------------------------------------------------------------
     def _make_info(self, vf: av.VideoFrame) -> VideoInfo:

@@ -26,6 +26,7 @@ Decisions (what the output looks like):
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -98,6 +99,10 @@ def check_output_path(output: str | Path, *, source: Path | None, overwrite: boo
         raise OutputError(f"unknown output extension '{ext or '(none)'}' (use one of: {known})", path=out)
     if not out.parent.is_dir():
         raise OutputError(f"output folder does not exist: {out.parent}", path=out)
+    if not os.access(out.parent, os.W_OK | os.X_OK):   # fail before any work
+        ro = os.statvfs(out.parent).f_flag & os.ST_RDONLY
+        raise OutputError("cannot write the output: " + _WRITE_CAUSES[errno.EROFS if ro else errno.EACCES]
+                          .format(folder=out.parent), path=out)
     if source is not None:
         src = Path(source)
         same = os.path.realpath(out) == os.path.realpath(src)
@@ -110,6 +115,24 @@ def check_output_path(output: str | Path, *, source: Path | None, overwrite: boo
     if out.exists() and not overwrite:
         raise OutputError("output already exists (use overwrite / -y to replace it)", path=out)
     return out
+
+
+_GONE, _DENIED = "the output folder {folder} disappeared", "no permission to write in {folder}"
+_WRITE_CAUSES = {errno.ENOSPC: "no space left on {folder}", errno.EDQUOT: "no space left on {folder} (quota)",
+                 errno.EFBIG: "file too large for {folder} (file size limit reached)",
+                 errno.EROFS: "{folder} is read-only", errno.EACCES: _DENIED, errno.EPERM: _DENIED,
+                 errno.ENOENT: _GONE, errno.ENOTDIR: _GONE, errno.ESTALE: _GONE,
+                 errno.EIO: "I/O error writing to {folder}"}
+
+
+def write_failure(e: BaseException, out: Path) -> OutputError | None:
+    """An OutputError naming the cause when ``e`` is the file system refusing a write (full,
+    read-only, gone); None for anything else (an encoder problem)."""
+    code = getattr(e, "errno", None)
+    if code not in _WRITE_CAUSES:
+        return None
+    return OutputError("cannot write the output: " + _WRITE_CAUSES[code].format(folder=out.parent),
+                       path=out)
 
 
 def _even(n: int) -> bool:
@@ -130,8 +153,16 @@ class VideoWriter:
         self._tmp: Path | None = self.path.with_name(
             f".{self.path.stem}.vidrestore-{secrets.token_hex(4)}{ext}")
         self._ext = ext
+        # the folder as opened now: the temp file is removed from it even if it is moved meanwhile;
+        try:  # commit refuses when the folder at the output path is no longer this one
+            self._dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise write_failure(e, self.path) or OutputError(f"cannot open the output folder ({e})",
+                                                             path=self.path) from e
+        self._overwrite = overwrite
         if ext in IMAGE_EXTS:
             if not info.is_image:
+                self.abort()
                 raise OutputError("image output needs a still-image input; use a video extension",
                                   path=self.path)
             self._image_bytes: bytes | None = None
@@ -149,6 +180,7 @@ class VideoWriter:
         self.stats = EncodeStats()
         self._audio_from = audio_from
         self._done = False
+        self._dir_fd: int | None = None   # VideoWriter: the output folder, opened (pipes: none)
         self._audio: AudioMuxer | None = None
         self._container: av.container.OutputContainer | None = None
         self._last_pts: int | None = None
@@ -165,7 +197,7 @@ class VideoWriter:
             self._container.start_encoding()  # opens the codecs and writes the header: fail early
         except (av.FFmpegError, OSError, ValueError) as e:
             self.abort()
-            raise OutputError(f"cannot create the output ({' '.join(str(e).split())[:200]})",
+            raise write_failure(e, self.path) or OutputError(f"cannot create the output ({' '.join(str(e).split())[:200]})",
                               path=self.path) from e
 
     # -- setup -----------------------------------------------------------------------------------
@@ -330,8 +362,8 @@ class VideoWriter:
                 self._container.mux(packet)
             if self._audio is not None:
                 self._audio.mux_until(float(pts * self.info.time_base))
-        except av.FFmpegError as e:
-            raise EncodeError(f"encoding frame {frame.index} failed ({' '.join(str(e).split())[:200]})",
+        except (av.FFmpegError, OSError) as e:
+            raise write_failure(e, self.path) or EncodeError(f"encoding frame {frame.index} failed ({' '.join(str(e).split())[:200]})",
                               path=self.path) from e
         self.stats.frames += 1
         if self._audio is not None:
@@ -379,12 +411,41 @@ class VideoWriter:
                 self._container.close()
                 self._container = None
             if self._tmp is not None:
-                os.replace(self._tmp, self.path)
+                self._rename()
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None
+        except OutputError:
+            self.abort()
+            raise
         except (av.FFmpegError, OSError) as e:
             self.abort()
-            raise EncodeError(f"finishing the output failed ({' '.join(str(e).split())[:200]})",
+            raise write_failure(e, self.path) or EncodeError(f"finishing the output failed ({' '.join(str(e).split())[:200]})",
                               path=self.path) from e
         self._done = True
+
+    def _rename(self) -> None:
+        """Move the finished temp file onto the target. Without overwrite the target must still not
+        exist (another run may have created it meanwhile): a hard link refuses to replace it."""
+        opened, now = os.fstat(self._dir_fd), os.stat(self.path.parent)
+        if (opened.st_dev, opened.st_ino) != (now.st_dev, now.st_ino):
+            raise OutputError(f"cannot write the output: the output folder {self.path.parent} "
+                              "disappeared (moved or replaced)", path=self.path)
+        if self._overwrite:
+            os.replace(self._tmp, self.path)
+            return
+        try:
+            os.link(self._tmp, self.path)
+        except OSError as e:
+            no_links = e.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS)
+            if not isinstance(e, FileExistsError) and not no_links:
+                raise
+            if isinstance(e, FileExistsError) or self.path.exists():  # no hard links (FAT): check, rename
+                raise OutputError("output already exists (created by another run meanwhile); "
+                                  "nothing replaced", path=self.path) from None
+            os.replace(self._tmp, self.path)
+            return
+        self._tmp.unlink()
 
     def abort(self) -> None:
         """Close everything and delete the temporary file; the target is not touched."""
@@ -398,7 +459,16 @@ class VideoWriter:
             except (av.FFmpegError, OSError, ValueError):
                 pass
             self._container = None
-        if self._tmp is not None:
+        if self._tmp is None:
+            pass                          # a pipe: nothing of ours on disk
+        elif self._dir_fd is not None:
+            try:
+                os.unlink(self._tmp.name, dir_fd=self._dir_fd)
+            except OSError:  # never created (read-only folder, ...) or already gone
+                pass
+            os.close(self._dir_fd)
+            self._dir_fd = None
+        else:
             self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:

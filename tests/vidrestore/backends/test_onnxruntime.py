@@ -7,20 +7,20 @@ import torch
 from torch import nn
 
 from engines.export_onnx import export_onnx
-from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint, small_gfpgan
+from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint
 from vidrestore.backends.base import RestoreBackend
 from vidrestore.backends.onnxruntime import OnnxRuntimeBackend, available_providers, ensure_onnx
 from vidrestore.errors import BackendUnavailable, ConfigError
 
 
-@pytest.fixture(scope="module")
-def model():
-    return small_gfpgan(64)
+@pytest.fixture
+def model(small_gfpgan_64):
+    return small_gfpgan_64
 
 
-@pytest.fixture(scope="module")
-def onnx_path(model, tmp_path_factory):
-    return export_onnx(model, tmp_path_factory.mktemp("ort") / "small.onnx")
+@pytest.fixture
+def onnx_path(small_gfpgan_onnx):
+    return small_gfpgan_onnx
 
 
 def test_is_a_restore_backend_and_matches_torch_at_batch_1_and_3(model, onnx_path, testdata):

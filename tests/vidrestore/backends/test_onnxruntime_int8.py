@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.export_onnx import export_onnx
-from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint, small_gfpgan
+from tests.support.small_gfpgan import face_batch, psnr, small_checkpoint
 from vidrestore.backends.int8 import (DEFAULT_SETTINGS, Int8Settings, calibration_crops, decoder_patterns,
                                       int8_path, quantize, read_sidecar)
 from vidrestore.backends.onnxruntime import OnnxRuntimeBackend, is_quantized
@@ -119,10 +118,9 @@ def test_calibration_crops_take_the_first_faces_and_top_up_with_mirrored_copies(
 
 # --- a real small GFP-GAN through onnxruntime INT8 ------------------------------------------------
 
-@pytest.fixture(scope="module")
-def small_fp32(tmp_path_factory):
-    model = small_gfpgan(64)
-    return model, export_onnx(model, tmp_path_factory.mktemp("int8") / "small.onnx")
+@pytest.fixture
+def small_fp32(small_gfpgan_64, small_gfpgan_onnx):
+    return small_gfpgan_64, small_gfpgan_onnx       # the INT8 tests cache into tmp_path, not beside it
 
 
 def test_first_call_calibrates_caches_and_a_second_backend_reuses_it(small_fp32, tmp_path, testdata):

@@ -106,8 +106,9 @@ def test_rejects_non_rgb(detector) -> None:
 def test_facexlib_detector_wiring(tmp_path) -> None:
     """facexlib variant: loads a RetinaFace-mobilenet0.25 state dict (random here: no weights offline), runs our
     pre/post-processing; wrong or missing files are CheckpointErrors. Priors equal facexlib's PriorBox."""
-    torch = pytest.importorskip("torch")
-    retinaface_mod = pytest.importorskip("facexlib.detection.retinaface")
+    from tests.support.require import require_module
+    torch = require_module("torch")
+    retinaface_mod = require_module("facexlib.detection.retinaface")
     from facexlib.detection.retinaface_utils import PriorBox
 
     from vidrestore.errors import CheckpointError

@@ -199,7 +199,8 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.needs_cuda
 @pytest.mark.parametrize("rel", [HD, "edge/rotate90_portrait_face.mp4", "edge/vfr_gap_face.mp4"])
 def test_nvdec_frames_match_pyav(testdata, rel):
-    pytest.importorskip("PyNvVideoCodec")
+    from tests.support.require import require_module
+    require_module("PyNvVideoCodec", gpu=True)
     with VideoReader(testdata / rel) as ref, NvdecReader(testdata / rel, device="cuda") as gpu:
         assert gpu.info == ref.info
         expected = list(ref)

