@@ -76,4 +76,4 @@ def test_bad_input_and_output(folders, tmp_path, capsys):
         assert main(["--gt", str(folders / "gt"), "--restored", str(folders / "same"), "--metrics", "lpips"]) == 4
     finally:
         del os.environ["VIDRESTORE_HOME"]
-    assert "python -m training.metrics.weights download alexnet" in capsys.readouterr().err
+    assert "vidrestore weights download alexnet" in capsys.readouterr().err

@@ -81,6 +81,16 @@ def test_weights_list(tmp_path):
     p = vidrestore("weights", "list", env={"VIDRESTORE_HOME": str(tmp_path)})
     assert p.returncode == 0, p.stderr
     assert "GFPGANv1.3" in p.stdout and "GFPGANv1.4" in p.stdout and "not cached" in p.stdout
+    # every network of the project is in the one registry: upsamplers, face parsing, evaluation metrics
+    for name in ("RealESRGAN_x4plus", "parsenet", "alexnet", "inception_fid", "niqe_pris_params"):
+        assert name in p.stdout
+
+
+def test_weights_download_offline_names_the_file_for_a_metric_network(tmp_path):
+    p = vidrestore("weights", "download", "alexnet",
+                   env={"VIDRESTORE_HOME": str(tmp_path), "HTTPS_PROXY": "http://127.0.0.1:9"})
+    assert p.returncode == 4 and p.stderr.count("\n") == 1, p.stderr
+    assert "alexnet-owt-7be5be79.pth" in p.stderr and "--alexnet" in p.stderr
 
 
 def test_mask_and_colour_match_options_end_to_end(testdata, tmp_path):

@@ -4,6 +4,7 @@ same cache and with the same verified, atomic download as the GFP-GAN releases
 
     python -m training.metrics.weights list
     python -m training.metrics.weights download alexnet inception_fid niqe_pris_params
+    vidrestore weights download alexnet          # the same registry (vidrestore.models.weights)
 
 Where the values come from (none of the files could be downloaded here, so none was hashed here
 except the NIQE parameters):
@@ -29,28 +30,10 @@ from types import MappingProxyType
 from typing import Mapping
 
 from vidrestore.errors import CheckpointError, VidRestoreError, WeightsUnavailable
-from vidrestore.models.weights import WeightSpec, download_weights, weights_dir
+from vidrestore.models.weights import KNOWN_WEIGHTS, WeightSpec, download_weights, weights_dir
 
-METRIC_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
-    "alexnet": WeightSpec(
-        name="alexnet", url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        filename="alexnet-owt-7be5be79.pth", size=244_408_911,
-        sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"),
-    "inception_fid": WeightSpec(
-        name="inception_fid",
-        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-        filename="pt_inception-2015-12-05-6726825d.pth", size=95_628_359,
-        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"),
-    "arcface_resnet18": WeightSpec(
-        name="arcface_resnet18",
-        url="https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",
-        filename="arcface_resnet18.pth", size=None, sha256=None),           # unverified: none published
-    "niqe_pris_params": WeightSpec(
-        name="niqe_pris_params",
-        url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
-        filename="niqe_pris_params.npz", size=11_850,
-        sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"),
-})
+METRIC_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType(
+    {name: KNOWN_WEIGHTS[name] for name in ("alexnet", "inception_fid", "arcface_resnet18", "niqe_pris_params")})
 
 
 def metric_file(name: str, path: str | Path | None = None, *, download: bool = False) -> Path:
@@ -69,7 +52,7 @@ def metric_file(name: str, path: str | Path | None = None, *, download: bool = F
         return cached
     if not download:
         raise WeightsUnavailable(
-            f"{name} is not cached; run `python -m training.metrics.weights download {name}` or fetch "
+            f"{name} is not cached; run `vidrestore weights download {name}` or fetch "
             f"{spec.url} and save it as {cached} (or pass its path)", path=cached)
     return download_weights(spec)
 

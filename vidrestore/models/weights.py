@@ -91,6 +91,26 @@ KNOWN_WEIGHTS: Mapping[str, WeightSpec] = MappingProxyType({
         sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
         option="--parse-weights",
     ),
+    # Evaluation metrics (python -m training.evaluate; option names are its flags). Provenance of each value:
+    # training/metrics/weights.py. arcface_resnet18: no published size or hash was found, left unchecked.
+    "alexnet": WeightSpec(
+        name="alexnet", url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        filename="alexnet-owt-7be5be79.pth", size=244_408_911,
+        sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02", option="--alexnet"),
+    "inception_fid": WeightSpec(
+        name="inception_fid",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        filename="pt_inception-2015-12-05-6726825d.pth", size=95_628_359,
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", option="--inception"),
+    "arcface_resnet18": WeightSpec(
+        name="arcface_resnet18",
+        url="https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",
+        filename="arcface_resnet18.pth", size=None, sha256=None, option="--arcface"),           # unverified: none published
+    "niqe_pris_params": WeightSpec(
+        name="niqe_pris_params",
+        url="https://raw.githubusercontent.com/XPixelGroup/BasicSR/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
+        filename="niqe_pris_params.npz", size=11_850,
+        sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296", option="--niqe-params"),
 })
 
 
