@@ -26,6 +26,7 @@ from engines import kernels_reference as R
 from tests.support import cuda_emu
 from tests.support.emulated_kernels import FAMILIES, emulated
 from vidrestore.errors import BackendUnavailable
+from tests.support.numerics import product_numerics
 
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -563,16 +564,12 @@ def test_cuda_styleconv_end_to_end():
     noise = torch.randn(1, 1, 64, 64, device="cuda", generator=gen)
     w = weight * s.view(b, 1, cin, 1, 1)
     w = w * torch.rsqrt(w.pow(2).sum([2, 3, 4]) + 1e-8).view(b, cout, 1, 1, 1)
-    prev = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
+    with product_numerics():
         ref = F.conv2d(x.view(1, b * cin, 64, 64), w.view(b * cout, cin, 3, 3), padding=1, groups=b)
         want = F.leaky_relu(ref.view(b, cout, 64, 64) * 2 ** 0.5 + 0.2 * noise + bias, 0.2)
         y = F.conv2d(mc.modulate_input(x, s), weight[0], padding=1)
         got = mc.modconv_epilogue(y, mc.style_demod(s, R.weight_sq_sum(weight)), bias, noise=noise,
                                   noise_strength=0.2)
-    finally:
-        torch.backends.cudnn.allow_tf32 = prev
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 

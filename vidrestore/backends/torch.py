@@ -8,6 +8,7 @@ import torch
 
 from ..config import check_kernels
 from ..errors import BackendUnavailable, ConfigError
+from ..models.numerics import use_product_numerics
 
 log = logging.getLogger(__name__)
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -52,6 +53,7 @@ class TorchBackend:
         self.precision = precision
         self.max_batch = max(1, int(max_batch))
         self._dtype = _DTYPES[precision]
+        use_product_numerics(dev)
         model = load_gfpgan(Path(weights), device=str(dev), dtype=self._dtype)
         ops = model_kernels(dev, kernels, dtype=self._dtype)
         self.kernels = "torch" if ops is None else "cupy"

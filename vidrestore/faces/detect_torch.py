@@ -21,6 +21,7 @@ from torch import Tensor
 
 from vidrestore.config import DetectConfig
 from vidrestore.models import retinaface as rf
+from vidrestore.models.numerics import use_product_numerics
 from vidrestore.types import Face
 
 from .detect import detection_size
@@ -63,6 +64,7 @@ class TorchRetinaFaceDetector:
         self.config = config
         self.device = torch.device(device)
         self.dtype = dtype
+        use_product_numerics(self.device)
         self.net = retinaface_module().to(device=self.device, dtype=dtype)
         self._mean = torch.tensor(rf.MEAN_BGR, dtype=torch.float32, device=self.device)
         self._weights: dict[tuple[int, int], Tensor] = {}

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import torch
 
+from ..models.numerics import use_product_numerics
 from ..backends.select import Capabilities, choose_backend
 from ..config import ModelConfig
 from ..errors import BackendUnavailable
@@ -46,6 +47,7 @@ class TorchUpsampler:
             raise BackendUnavailable("--precision fp16 for the upsampler needs --device cuda")
         self.device, self.precision = device, precision
         self._dtype = DTYPES[precision]
+        use_product_numerics(device)
         self.model = model.to(device=device, dtype=self._dtype).eval()
 
     @torch.inference_mode()

@@ -10,6 +10,7 @@ from tests.support.face_frames import cached_frames
 from vidrestore.config import DetectConfig
 from vidrestore.faces.detect import RetinaFaceDetector
 from vidrestore.faces.detect_torch import TorchRetinaFaceDetector, area_weights
+from tests.support.numerics import product_numerics
 
 
 def _same_faces(expected, got, tol_px: float = 1.0) -> None:
@@ -72,12 +73,7 @@ def test_cuda_detections_match_onnxruntime(testdata):
     frames = list(cached_frames(str(testdata / "edge/multi_face_group_zoompan.mp4"), (0, 20, 40)))
     expected = RetinaFaceDetector().detect(frames)
     det = TorchRetinaFaceDetector(device="cuda")
-    # the port is compared in full FP32: cuDNN's default TF32 convolutions could move a score across the
-    # threshold and make a face appear or vanish, which is not what this test is about
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
+    # the port runs under the product's numerics (full FP32, no TF32): the detector set them when built
+    with product_numerics():
         got = det.detect([torch.from_numpy(np.array(f)).cuda() for f in frames])
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
     _same_faces(expected, got, tol_px=1.0)

@@ -11,6 +11,7 @@ from tests.support.checkpoints import load_face, psnr, realistic_state_dict
 from tests.support.reference import reference_model
 from vidrestore.models import GFPGAN, load_gfpgan
 from vidrestore.models import stylegan2
+from tests.support.numerics import product_numerics
 
 TOL = 1e-3          # a correct re-implementation stays near 1e-5; real mistakes move it by 0.6-6.7
 WRONG = 0.1
@@ -176,8 +177,7 @@ def test_parity_with_authors_on_cuda(gfpgan_checkpoint: Path, faces: torch.Tenso
     ref = ref.cuda().eval()
     ours = load_gfpgan(gfpgan_checkpoint, device="cuda")
     x = faces.cuda()
-    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        torch.backends.cuda.matmul.allow_tf32 = False
+    with torch.no_grad(), product_numerics():
         a, _ = ref(x, randomize_noise=False)
         b = ours(x)
     assert (a - b).abs().max().item() <= TOL

@@ -9,6 +9,7 @@ from tests.support.face_frames import cached_frames
 from vidrestore.errors import CheckpointError
 from vidrestore.models import retinaface as rf
 from vidrestore.models.retinaface_torch import OnnxGraphModule, retinaface_module
+from tests.support.numerics import product_numerics
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +78,7 @@ def test_cuda_matches_onnxruntime(net, session):
     x = np.random.default_rng(1).uniform(-127, 151, (2, 3, 192, 256)).astype(np.float32)
     expected = session.run(None, {"input": x})
     cuda_net = retinaface_module().cuda()
-    prev = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        with torch.inference_mode():
-            got = cuda_net(torch.from_numpy(x).cuda())
-    finally:
-        torch.backends.cudnn.allow_tf32 = prev
+    with torch.inference_mode(), product_numerics():
+        got = cuda_net(torch.from_numpy(x).cuda())
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g.cpu().numpy(), e, rtol=1e-3, atol=1e-3)

@@ -9,6 +9,7 @@ import torch
 from engines import kernels_reference as ref
 from tests.support.checkpoints import realistic_state_dict
 from vidrestore.models import GFPGAN
+from tests.support.numerics import product_numerics
 
 
 def _model(out_size: int, **kw) -> GFPGAN:
@@ -92,19 +93,14 @@ def test_cupy_kernels_give_the_default_output_on_cuda():
     torch.manual_seed(0)
     model = _model(512).cuda()
     x = (torch.rand(2, 3, 512, 512) * 2 - 1).cuda()
-    prev = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        with torch.inference_mode():
-            expected = model(x)
-            model.set_kernels(model_kernels(torch.device("cuda"), "cupy"))
-            got = model(x)
-            half = model.half()
-            got16 = half(x.half()).float()
-            half.set_kernels(None)
-            exp16 = half(x.half()).float()
-    finally:
-        torch.backends.cudnn.allow_tf32 = prev
+    with torch.inference_mode(), product_numerics():
+        expected = model(x)
+        model.set_kernels(model_kernels(torch.device("cuda"), "cupy"))
+        got = model(x)
+        half = model.half()
+        got16 = half(x.half()).float()
+        half.set_kernels(None)
+        exp16 = half(x.half()).float()
     from tests.support.checkpoints import psnr
     assert (got - expected).abs().max().item() <= 1e-3
     assert psnr(got16, exp16) >= 40.0, psnr(got16, exp16)
