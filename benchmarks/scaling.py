@@ -275,7 +275,6 @@ def proposed_cpu_ops():
     import torch
 
     from vidrestore.faces.ops import CpuImageOps
-    from vidrestore.faces.paste import paste_faces
 
     class ProposedCpuOps(CpuImageOps):
         def to_input(self, crops):
@@ -293,10 +292,7 @@ def proposed_cpu_ops():
             np.rint(out, out=out)
             return np.ascontiguousarray(out.astype(np.uint8))
 
-        def paste(self, frame_rgb, restored, matrices, *, config, originals):
-            return paste_faces(frame_rgb, restored, matrices, config=config, originals=originals, inplace=True)
-
-    return ProposedCpuOps()
+    return ProposedCpuOps(paste_inplace=True)
 
 
 def ab_fixes(root: Path, tmp: Path, *, frames: int = 12, sizes: tuple[str, ...] = ("720p", "4K"),

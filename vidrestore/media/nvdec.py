@@ -159,7 +159,7 @@ class NvdecReader:
         if reason is not None:
             raise BackendUnavailable(f"not decoded with NVDEC: {reason}", path=self.path)
         self._matrix = self.info.decode_matrix
-        self._container, self._stream = _open(self.path, 0, False)
+        self._container, self._stream = _open(self.path, 0, False, config.max_pixels)
         bsf_name = ANNEXB_FILTERS.get(self.info.codec)
         self._bsf = av.bitstream.BitStreamFilterContext(bsf_name, self._stream) if bsf_name else None
         self._decoder = _decoder_factory(self.info.codec, self.device.index)
