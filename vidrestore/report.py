@@ -78,17 +78,7 @@ class Report:
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temp file + rename) so a report is never half-written."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json_atomic(self.to_dict(), path)
 
     def summary_lines(self) -> list[str]:
         s = [f"{self.frames_written} frames written ({self.frames_decoded} decoded) in "
@@ -132,3 +122,18 @@ def _jsonable(x: Any) -> Any:
     if hasattr(x, "item") and callable(x.item):      # numpy scalars
         return x.item()
     return x
+
+
+def write_json_atomic(data: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``data`` as indented JSON at ``path``, through a temp file beside it and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,12 +1,12 @@
 """The report of a run over several inputs and/or workers (JSON-serialisable)."""
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..report import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,7 @@ class BatchReport:
                 "fps": round(frames / self.wall_seconds, 4) if self.wall_seconds > 0 else 0.0}
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json_atomic(self.to_dict(), path)
 
     def summary_lines(self) -> list[str]:
         ok = len(self.inputs) - len(self.failures)
