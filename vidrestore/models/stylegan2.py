@@ -90,7 +90,13 @@ class ModulatedConv2d(nn.Module):
         """(N, in) styles -> (N, out) factors rsqrt(sum_i s_i^2 * |W_oi|^2 + eps), computed in FP32
         (also under autocast, which would otherwise run the matmul in FP16/BF16)."""
         with torch.autocast(device_type=s.device.type, enabled=False):
-            w2 = self.weight[0].float().square().sum(dim=(2, 3))            # (out, in)
+            if torch.jit.is_tracing():
+                # ONNX export: the per-weight sums are a graph constant of (out, in) - the exporter
+                # cannot fold ReduceSum, so tracing the expression stored W**2 (out, in, k, k) beside
+                # W, a quarter more file for the runtime to fold again (engines.export_onnx)
+                w2 = self.weight_sq()
+            else:
+                w2 = self.weight[0].float().square().sum(dim=(2, 3))        # (out, in)
             return torch.rsqrt(s.float().square() @ w2.t() + DEMOD_EPS)    # (N, out)
 
     def forward(self, x: Tensor, style: Tensor, *, gain: float = 1.0) -> Tensor:
