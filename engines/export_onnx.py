@@ -66,15 +66,20 @@ def _load_model(model_or_path: nn.Module | str | os.PathLike[str]) -> nn.Module:
 
 class _ImageToImage(nn.Module):
     """``forward(input) -> output`` only: the TorchScript tracer passes keyword-only options with
-    defaults (``return_rgbs=False`` ...) positionally, so the model is called through this wrapper."""
+    defaults (``return_rgbs=False`` ...) positionally, so the model is called through this wrapper. The
+    output is reshaped to (batch, 3, S, S) - a no-op at run time that lets the exporter declare the
+    output's shape itself (it leaves H and W symbolic after the Resize nodes otherwise), so the exported
+    bytes need no second serialisation."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, side: int) -> None:
         super().__init__()
         self.model = model
+        self.side = side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
-        return out[0] if isinstance(out, (tuple, list)) else out
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return out.reshape(x.shape[0], out.shape[1], self.side, self.side) if out.ndim == 4 else out
 
 
 def _image_size(model: nn.Module, size: int | None) -> int:
@@ -122,44 +127,53 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str |
     for module in model.modules():   # per-weight sums computed now: constants of the traced graph
         if callable(getattr(module, "weight_sq", None)):
             module.weight_sq()
+    wrapped = _ImageToImage(model, side)
     try:
         if large:   # the exporter writes the weights beside a file once the model passes 2 GiB
             with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as tmp:
                 raw = Path(tmp) / "model.onnx"
-                _run_exporter(_ImageToImage(model), example, raw, opset=opset, dynamic_batch=dynamic_batch,
-                              exporter=exporter)
+                _run_exporter(wrapped, example, raw, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
                 proto = onnx.load(str(raw), load_external_data=True)
+            data = None
         else:       # in memory: no temporary file written and read back (350 MB for GFP-GAN)
             buffer = io.BytesIO()
-            _run_exporter(_ImageToImage(model), example, buffer, opset=opset, dynamic_batch=dynamic_batch,
-                          exporter=exporter)
-            proto = onnx.load_from_string(buffer.getvalue())
+            _run_exporter(wrapped, example, buffer, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter)
+            data = buffer.getvalue()
             del buffer
+            proto = onnx.load_from_string(data)
     except VidRestoreError:
         raise
     except Exception as err:  # the exporters raise many unrelated types
         raise ExportError(f"ONNX export failed ({exporter} exporter): {err}", path=output) from err
-    _declare_output_shape(proto, side)
-    if fp16:
-        from .precision import convert_to_fp16
-
-        proto = convert_to_fp16(proto)
+    if _output_dims(proto) != _output_dims(proto, declared=side):   # the wrapper's reshape normally did it
+        _declare_output_shape(proto, side)
+        data = None
     meta = {"vidrestore.precision": "fp16" if fp16 else "fp32", "vidrestore.exporter": exporter,
             "vidrestore.image_size": str(side)}
     if not isinstance(model_or_path, nn.Module):
         meta["vidrestore.weights"] = str(model_or_path)
-    _set_metadata(proto, meta)
     problems = check_graph(proto, dynamic_batch=dynamic_batch)
     if problems:
         raise ExportError("exported graph is not usable: " + "; ".join(problems), path=output)
+    if fp16:
+        from .precision import convert_to_fp16
+
+        proto = convert_to_fp16(proto)
+        data = None
     if large:
+        _set_metadata(proto, meta)
         _save(proto, output, external_data=True)
         _check(str(output), output)
-    else:   # serialised once: the checker reads the bytes that go to the file
+    elif data is None:
+        _set_metadata(proto, meta)
         data = proto.SerializeToString()
         del proto
         _check(data, output)
         _write_atomic(output, data)
+    else:   # the exporter's bytes as they are (no second 350 MB serialisation), metadata appended
+        del proto
+        _check(data, output)
+        _write_atomic(output, data, _metadata_suffix(meta))
     return output
 
 
@@ -188,6 +202,15 @@ def _run_exporter(model: nn.Module, example: torch.Tensor, path: Path | io.Bytes
                 program.save(str(path))
         else:
             raise ValueError(f"unknown exporter {exporter!r}")
+
+
+def _output_dims(proto, *, declared: int | None = None) -> list:
+    """The output's dims as (value or symbol) - or, with ``declared``, what they should be: the input's
+    batch symbol, 3, S, S."""
+    if declared is not None:
+        batch = proto.graph.input[0].type.tensor_type.shape.dim[0]
+        return [batch.dim_param or batch.dim_value, 3, declared, declared]
+    return [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
 
 
 def _declare_output_shape(proto, side: int) -> None:
@@ -220,10 +243,22 @@ def _check(model: str | bytes, output: Path) -> None:
         raise ExportError(f"onnx.checker rejected the exported model: {err}", path=output) from err
 
 
-def _write_atomic(output: Path, data: bytes) -> None:
+def _metadata_suffix(meta: dict[str, str]) -> bytes:
+    """A serialised ModelProto holding only ``metadata_props``: protobuf parsers merge concatenated
+    messages field by field and append repeated fields, so ``model bytes + suffix`` reads as the model
+    with these entries added (onnx, ONNX Runtime and TensorRT's parser all use protobuf)."""
+    import onnx
+
+    extra = onnx.ModelProto()
+    _set_metadata(extra, meta)
+    return extra.SerializeToString()
+
+
+def _write_atomic(output: Path, *parts: bytes) -> None:
     tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(data)
+        for part in parts:
+            f.write(part)
     os.replace(tmp, output)
 
 

@@ -51,6 +51,10 @@ def test_graph_contract(model, onnx_fp32):
     assert len(convs) == n_modules
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["vidrestore.precision"] == "fp32" and meta["vidrestore.image_size"] == "64"
+    # the FP32 file is the exporter's bytes with the metadata appended as a second message: the
+    # protobuf readers (onnx above, ONNX Runtime here) merge it into one model
+    session_meta = ort.InferenceSession(str(onnx_fp32)).get_modelmeta().custom_metadata_map
+    assert session_meta["vidrestore.precision"] == "fp32" and session_meta["vidrestore.exporter"] == "torchscript"
 
 
 def test_weights_are_stored_once(model, onnx_fp32):
