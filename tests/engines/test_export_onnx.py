@@ -68,6 +68,20 @@ def test_weights_are_stored_once(model, onnx_fp32):
     assert stored < params * 1.05, (stored, params)
 
 
+def test_exporter_itself_declares_the_output_shape(model):
+    """What lets the FP32 export keep the exporter's bytes without rewriting them: the wrapper's reshape
+    gives the output (batch, 3, S, S) with the input's batch symbol straight from the exporter."""
+    import io
+
+    from engines.export_onnx import _ImageToImage, _output_dims, _run_exporter
+
+    buffer = io.BytesIO()
+    _run_exporter(_ImageToImage(model, 64), torch.zeros(0, 3, 64, 64), buffer, opset=17, dynamic_batch=True,
+                  exporter="torchscript")
+    proto = onnx.load_from_string(buffer.getvalue())
+    assert _output_dims(proto) == _output_dims(proto, declared=64) == ["batch", 3, 64, 64]
+
+
 def test_matches_torch_at_batch_1_and_3(model, onnx_fp32, testdata):
     x = face_batch(testdata, 64, 3)
     with torch.no_grad():
