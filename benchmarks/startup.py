@@ -4,9 +4,10 @@
     python -m benchmarks.startup --int8          # + the INT8 calibration (cold) / cached INT8 load (warm)
                                                  #   in the split child; the pipeline child stays FP32
     python -m benchmarks.startup --trt           # + the TensorRT engine build and timing-cache reuse (GPU)
+    python -m benchmarks.startup --overlap       # + could torch restore faces while the export runs?
 
 Every measurement runs in a fresh Python process (``--child``) started by this one; "from process start"
-is the parent's clock just before it starts the child, so interpreter start-up counts. Two kinds of child:
+is the parent's clock just before it starts the child, so interpreter start-up counts. The children:
 
 - **split**: each one-time cost alone, in order - ``imports`` (torch, onnxruntime, PyAV, vidrestore),
   ``weights_load`` (the authors' checkpoint into our module: what the export and the torch backend
@@ -17,7 +18,10 @@ is the parent's clock just before it starts the child, so interpreter start-up c
   session, or the cached INT8 file), ``trt_engine`` (``--trt``: engine build or cache hit);
 - **pipeline**: ``restore_video`` on the first ``--frames`` frames of the clip, as a user runs it (the
   backend is built in the restore thread while decode/detect/align run); reports process start -> first
-  restored frame written, and -> all frames written.
+  restored frame written, and -> all frames written;
+- **overlap** (``--overlap``): the export alone, one face through the torch model on one thread alone,
+  then both at once - how many faces torch would restore on the idle core before the export is done
+  (the issue's "restore with torch while the export runs, then switch").
 
 Cold = an empty cache folder ($VIDRESTORE_HOME), warm = the same folder again. Weights: the authors'
 GFPGANv1Clean architecture, random-initialised, in the authors' file format
@@ -122,6 +126,57 @@ def _child_pipeline(args) -> dict:
             "stage_seconds": {k: round(v, 3) for k, v in rep.stage_seconds.items()}}
 
 
+def _child_overlap(args) -> dict:
+    """Would restoring with torch while the export runs pay? The export (model loaded) alone, one 512 px
+    face through the torch model on one thread alone, then both at once (export here, torch in a thread
+    on the other core): how many faces torch finishes before the export is done."""
+    stamps = {"start": time.time()}
+    import threading
+
+    import torch
+
+    from engines.export_onnx import export_onnx
+    from vidrestore.models import load_gfpgan
+    stamps["imports"] = time.time()
+    torch.set_num_threads(1)              # the other core runs the export (single-threaded)
+    model = load_gfpgan(args.weights, device="cpu")
+    x = torch.zeros(1, 3, 512, 512)
+
+    def export() -> float:
+        t = time.time()
+        export_onnx(model, Path(tempfile.mkdtemp(dir=args.cache)) / "m.onnx")
+        return time.time() - t
+
+    def faces(stop: threading.Event, out: list) -> None:
+        with torch.no_grad():
+            while not stop.is_set():
+                t = time.time()
+                model(x)
+                out.append((t, time.time()))
+
+    export()                              # first export pays one-time imports: not counted
+    alone = [export() for _ in range(2)]
+    stop, solo = threading.Event(), []
+    worker = threading.Thread(target=faces, args=(stop, solo))
+    worker.start()
+    time.sleep(11)
+    stop.set()
+    worker.join()
+    stop, beside = threading.Event(), []
+    worker = threading.Thread(target=faces, args=(stop, beside))
+    worker.start()
+    t0 = time.time()
+    together = export()
+    stop.set()
+    worker.join()
+    return {"export_alone_s": [round(v, 2) for v in alone],
+            "torch_face_1_thread_alone_s": [round(e - b, 2) for b, e in solo],
+            "export_beside_torch_s": round(together, 2),
+            "torch_first_face_beside_export_s": round(beside[0][1] - beside[0][0], 2),
+            "torch_faces_done_during_export": sum(1 for _, e in beside if e <= t0 + together),
+            "stamps": stamps}
+
+
 def run_child(kind: str, *, weights: Path, cache: Path, clip: Path | None = None, out: Path | None = None,
               int8: bool = False, trt: bool = False, backend: str = "auto") -> dict:
     """Start a fresh process for one measurement; times are seconds since just before its start."""
@@ -197,7 +252,7 @@ def cold_comparison(clip: Path, tmp: Path, *, frames: int, weights: Path) -> dic
 # parent
 
 
-def measure(*, frames: int, int8: bool, trt: bool, clip_rel: str = DEFAULT_CLIP) -> dict:
+def measure(*, frames: int, int8: bool, trt: bool, clip_rel: str = DEFAULT_CLIP, overlap: bool = False) -> dict:
     from .pipeline_runs import ensure_checkpoint, make_clip
 
     root = testdata_root()
@@ -218,6 +273,11 @@ def measure(*, frames: int, int8: bool, trt: bool, clip_rel: str = DEFAULT_CLIP)
                     kw.update(clip=clip, out=tmp / f"out-{temp}.mp4")
                 out.setdefault(name, {})[temp] = run_child(kind, **kw)
                 print(f"{name} {temp}: {json.dumps(out[name][temp]['phase_seconds'])}", file=sys.stderr)
+        if overlap:
+            (tmp / "overlap").mkdir()
+            out["overlap"] = run_child("overlap", weights=weights, cache=tmp / "overlap")
+            print(f"overlap: {json.dumps({k: v for k, v in out['overlap'].items() if 'torch' in k or 'export' in k})}",
+                  file=sys.stderr)
     out["meta"]["loadavg_end"] = list(os.getloadavg())
     out["goals"] = goals(out)
     return out
@@ -252,10 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", default=DEFAULT_CLIP)
     p.add_argument("--int8", action="store_true", help="also the INT8 calibration / cached INT8 model")
     p.add_argument("--trt", action="store_true", help="also the TensorRT engine build (needs a GPU)")
+    p.add_argument("--overlap", action="store_true",
+                   help="also: could torch restore faces on the idle core while the export runs?")
     p.add_argument("--json", type=Path)
     p.add_argument("--no-save", action="store_true")
     child = p.add_argument_group("internal (one measurement in a fresh process)")
-    child.add_argument("--child", choices=("split", "pipeline"))
+    child.add_argument("--child", choices=("split", "pipeline", "overlap"))
     child.add_argument("--weights", type=Path)
     child.add_argument("--cache", type=Path)
     child.add_argument("--out", type=Path)
@@ -267,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.child:
         args.face = testdata_root() / FACE
-        result = _child_split(args) if args.child == "split" else _child_pipeline(args)
+        child = {"split": _child_split, "pipeline": _child_pipeline, "overlap": _child_overlap}[args.child]
+        result = child(args)
         print(json.dumps(result, default=str))
         return 0
-    data = measure(frames=args.frames, int8=args.int8, trt=args.trt, clip_rel=args.clip)
+    data = measure(frames=args.frames, int8=args.int8, trt=args.trt, clip_rel=args.clip, overlap=args.overlap)
     print(table(data), file=sys.stderr)
     print(json.dumps(data["goals"], indent=2), file=sys.stderr)
     if not args.no_save:

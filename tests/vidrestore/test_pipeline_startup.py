@@ -85,3 +85,14 @@ def test_failing_build_from_the_command_line(testdata, tmp_path):
     assert p.returncode == CheckpointError.exit_code == 4, p.stderr
     assert len(lines) == 1 and lines[0].startswith("vidrestore: error:") and "bad.pth" in lines[0]
     assert list(out.parent.iterdir()) == []
+
+
+def test_start_up_imports_stay_lean():
+    """Modules only some runs need are imported where they are used, not when the pipeline is imported:
+    scipy.optimize (the tracker's assignment with two or more faces, ~0.25 s) and the ONNX exporter
+    (a cold cache only)."""
+    code = ("import sys, vidrestore.pipeline, vidrestore.cli; "
+            "print(sorted(m for m in ('scipy.optimize', 'onnx', 'engines.export_onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
+    assert out.stdout.strip() == "[]"

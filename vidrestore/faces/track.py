@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from vidrestore.config import TrackConfig
 from vidrestore.types import Face, TrackedFace, TrackSummary
@@ -143,7 +142,8 @@ class Tracker:
         dist = np.linalg.norm(pred_lms[:, None] - det_lms[None], axis=-1).mean(-1) / sizes
         ok = (iou >= cfg.iou_threshold) | (dist <= cfg.max_landmark_distance)
         cost = np.where(ok, (1.0 - iou) + dist, _INVALID)
-        rows, cols = linear_sum_assignment(cost)
+        from scipy.optimize import linear_sum_assignment   # here: importing scipy.optimize costs ~0.25 s of
+        rows, cols = linear_sum_assignment(cost)           # start-up on the main thread (benchmarks.startup)
         return [(int(r), int(c)) for r, c in zip(rows, cols) if ok[r, c]]
 
     def summaries(self) -> list[TrackSummary]:
