@@ -109,3 +109,26 @@ def test_face_exit_reenter_clip(testdata) -> None:
     assert 85 <= second.first_frame <= 110 and second.last_frame == 149
     assert all(len(f) == 0 for f in per_frame[first.last_frame + 1:second.first_frame])
     assert all(len(f) == 1 for f in per_frame[:first.last_frame + 1] + per_frame[second.first_frame:])
+
+
+def test_one_face_is_followed_without_the_assignment_solver() -> None:
+    """One track and one detection need no solver: a single-face video never imports scipy.optimize
+    (about 0.3 s of every start), and a detection too far away still starts a new track."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        import numpy as np
+        from vidrestore.faces.track import Tracker
+        from vidrestore.types import Face
+        def face(cx):
+            lm = (np.array([[-20, -10], [20, -10], [0, 10], [-15, 25], [15, 25]]) + [cx, 200]).astype(np.float32)
+            return Face(box=np.array([cx - 50, 150, cx + 50, 250], np.float32), landmarks=lm, score=0.99)
+        tracker = Tracker()
+        ids = [tracker.update(t, [face(100 + 3 * t)])[0].track_id for t in range(10)]
+        far = next(o.track_id for o in tracker.update(10, [face(900)]) if o.detected)
+        print(len(set(ids)), far != ids[0], 'scipy.optimize' in sys.modules)
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True", "False"]
