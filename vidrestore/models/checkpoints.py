@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import CheckpointError
 from .gfpgan import GFPGAN
@@ -129,6 +130,26 @@ def _mismatch_message(model: nn.Module, state: Mapping[str, Tensor]) -> str | No
     return "; ".join(parts)
 
 
+class _SkipRandomInit(TorchFunctionMode):
+    """While building a module whose every parameter and buffer a ``strict=True`` state dict is about to
+    overwrite: random initialisers leave the memory as it is and ``torch.randn`` allocates without
+    filling - 0.4 s of a 350 MB model's cold start on 2 cores for values nobody reads. A torch
+    function mode is per thread: other threads and later constructions initialise as usual."""
+
+    _SKIP = frozenset({torch.Tensor.uniform_, torch.Tensor.normal_, nn.init.uniform_, nn.init.normal_,
+                       nn.init.kaiming_uniform_, nn.init.kaiming_normal_, nn.init.xavier_uniform_,
+                       nn.init.xavier_normal_, nn.init.trunc_normal_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._SKIP:
+            return args[0] if args else kwargs["tensor"]
+        if func is torch.randn:
+            kwargs.pop("generator", None)
+            return torch.empty(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
 def load_gfpgan(path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32) -> GFPGAN:
     """Load a GFP-GAN (clean architecture) checkpoint: eval mode, gradients off, on device/dtype.
@@ -146,7 +167,8 @@ def load_gfpgan(path: str | os.PathLike[str], *, device: str | torch.device = "c
         raise CheckpointError(
             f"not a GFP-GAN (v1 clean) checkpoint: cannot infer the architecture from its {n} keys "
             f"(needs {exc}; first keys: {', '.join(list(state)[:3])})", path=path) from exc
-    model = GFPGAN(**config)
+    with _SkipRandomInit():      # every value comes from the file (strict=True below)
+        model = GFPGAN(**config)
     problem = _mismatch_message(model, state)
     if problem is not None:
         raise CheckpointError(

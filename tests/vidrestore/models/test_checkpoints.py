@@ -28,6 +28,24 @@ def test_official_format(small_ckpt: Path) -> None:
     assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in obj["params_ema"].values())
 
 
+def test_loading_skips_random_initialisation_and_keeps_every_value(small_ckpt: Path) -> None:
+    """load_gfpgan builds the module without its random initialisers (the file overwrites every value):
+    the global RNG is not advanced, every tensor equals the file's, the model gives the same output as
+    one built the usual way, and modules built afterwards are random-initialised again."""
+    rng = torch.random.get_rng_state()
+    model = load_gfpgan(small_ckpt)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    state = _state(small_ckpt)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    usual = GFPGAN(**infer_config(state)).eval()
+    usual.load_state_dict(state)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], usual(x)[0])
+    after = torch.nn.Linear(64, 64)
+    assert float(after.weight.abs().max()) > 0 and not torch.equal(torch.random.get_rng_state(), rng)
+
+
 def test_128px_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(1)
     model = GFPGAN(128, channel_multiplier=1, num_style_feat=128).eval()
