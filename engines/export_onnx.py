@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import importlib
 import io
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
@@ -302,10 +304,11 @@ def check_graph(proto, *, dynamic_batch: bool = True) -> list[str]:
     return problems
 
 
-def weights_digest(path: Path, folder: Path) -> str:
+def weights_digest(path: Path, folder: Path, *, on_miss: Callable[[], object] | None = None) -> str:
     """The first 16 hex digits of the checkpoint's SHA-256, remembered in ``folder`` under its resolved
     path, size and mtime (``.digest-<key>``): a warm start skips re-hashing 350 MB (about 1 s on 2
-    cores). A file rewritten in place gets a new mtime, hence a new key and a fresh hash."""
+    cores). A file rewritten in place gets a new mtime, hence a new key and a fresh hash. ``on_miss``
+    is called before hashing (a first sight of these weights: an export is likely to follow)."""
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
     memo = folder / f".digest-{key}"
@@ -315,6 +318,8 @@ def weights_digest(path: Path, folder: Path) -> str:
             return text
     except OSError:
         pass
+    if on_miss is not None:
+        on_miss()
     digest = sha256_file(path)[:16]
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -339,14 +344,36 @@ def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
 
         weights_path = resolve_weights(str(weights_path))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = weights_digest(weights_path, folder / "onnx")
-    target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"
-    if target.is_file() and target.stat().st_size > 0:
-        return target
-    from vidrestore.models import load_gfpgan
+    importing: list[threading.Thread] = []
 
-    model = load_gfpgan(weights_path, device="cpu", dtype=torch.float32)
-    return export_onnx(model, target, opset=opset, fp16=fp16)
+    def import_onnx() -> None:
+        # the onnx package takes ~0.6 s to import (ml_dtypes' extension) and only an export needs it:
+        # imported on a thread of its own while the checkpoint is hashed and loaded (which release
+        # the GIL), instead of after them on the restore thread
+        if not importing:
+            importing.append(threading.Thread(target=_import_quietly, args=("onnx",), name="import-onnx",
+                                              daemon=True))
+            importing[0].start()
+    try:
+        digest = weights_digest(weights_path, folder / "onnx", on_miss=import_onnx)
+        target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"
+        if target.is_file() and target.stat().st_size > 0:
+            return target
+        import_onnx()
+        from vidrestore.models import load_gfpgan
+
+        model = load_gfpgan(weights_path, device="cpu", dtype=torch.float32)
+        return export_onnx(model, target, opset=opset, fp16=fp16)
+    finally:
+        for thread in importing:
+            thread.join()
+
+
+def _import_quietly(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - the exporter's own import reports a missing package
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
