@@ -283,6 +283,19 @@ def check_graph(proto, *, dynamic_batch: bool = True) -> list[str]:
     One float input ``input`` and one output ``output``, both rank 4 with 3 channels; a symbolic batch
     dimension when ``dynamic_batch``; no grouped Conv (``groups = batch`` would freeze the batch).
     """
+    problems = io_problems(proto, dynamic={0: "batch"} if dynamic_batch else {}, layout="(batch, 3, S, S)")
+    for node in proto.graph.node:
+        if node.op_type == "Conv":
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            if group != 1:
+                problems.append(f"grouped Conv {node.name} (group={group}) would fix the batch size")
+    return problems
+
+
+def io_problems(proto, *, dynamic: dict[int, str], layout: str) -> list[str]:
+    """The image-to-image contract of an exported graph (GFP-GAN's and the upsamplers'): exactly one
+    input ``input`` and one output ``output`` (initialisers aside), rank 4 with 3 channels, and the
+    dimensions in ``dynamic`` (index -> name) symbolic on both."""
     problems = []
     graph = proto.graph
     initializers = {i.name for i in graph.initializer}
@@ -293,14 +306,11 @@ def check_graph(proto, *, dynamic_batch: bool = True) -> list[str]:
             continue
         dims = values[0].type.tensor_type.shape.dim
         if len(dims) != 4 or dims[1].dim_value != 3:
-            problems.append(f"{name} must be (batch, 3, S, S), got rank {len(dims)}")
-        elif dynamic_batch and not dims[0].dim_param:
-            problems.append(f"{name} has a fixed batch {dims[0].dim_value}, expected a dynamic batch")
-    for node in graph.node:
-        if node.op_type == "Conv":
-            group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            if group != 1:
-                problems.append(f"grouped Conv {node.name} (group={group}) would fix the batch size")
+            problems.append(f"{name} must be {layout}, got rank {len(dims)}")
+            continue
+        fixed = [f"fixed {what} {dims[i].dim_value}" for i, what in dynamic.items() if not dims[i].dim_param]
+        if fixed:
+            problems.append(f"{name} has a {', '.join(fixed)}: expected a dynamic {', '.join(dynamic.values())}")
     return problems
 
 

@@ -24,7 +24,8 @@ from torch import nn
 
 from vidrestore.errors import VidRestoreError
 
-from .export_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportError, _save, _set_metadata, sha256_file
+from .export_onnx import (DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportError, _save, _set_metadata, io_problems,
+                          sha256_file)
 
 EXPORT_FORMAT = 1   # bump when the exported graph changes, so cached exports are redone
 DIMS = ("batch", "height", "width")
@@ -71,22 +72,7 @@ def export_upsampler(model: nn.Module, output: str | os.PathLike[str], *, fp16: 
 def check_upsampler_graph(proto) -> list[str]:
     """Problems that would stop a dynamic-shape engine (empty when fine): names ``input``/``output``,
     rank 4 with 3 channels, symbolic batch, height and width on both."""
-    problems = []
-    graph = proto.graph
-    inits = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in inits]
-    for kind, values, name in (("input", inputs, INPUT_NAME), ("output", graph.output, OUTPUT_NAME)):
-        if [v.name for v in values] != [name]:
-            problems.append(f"graph {kind}s are {[v.name for v in values]}, expected [{name!r}]")
-            continue
-        dims = values[0].type.tensor_type.shape.dim
-        if len(dims) != 4 or dims[1].dim_value != 3:
-            problems.append(f"{name} must be (batch, 3, H, W), got rank {len(dims)}")
-            continue
-        fixed = [DIMS[i] for i, d in zip((0, 1, 2), (dims[0], dims[2], dims[3])) if not d.dim_param]
-        if fixed:
-            problems.append(f"{name} has a fixed {', '.join(fixed)}; expected dynamic batch and size")
-    return problems
+    return io_problems(proto, dynamic=dict(zip((0, 2, 3), DIMS)), layout="(batch, 3, H, W)")
 
 
 def upsampler_meta(proto) -> dict[str, str]:

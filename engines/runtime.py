@@ -21,20 +21,23 @@ from .export_onnx import INPUT_NAME, OUTPUT_NAME
 _TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16}
 
 
-class EngineRunner:
-    """One deserialized engine and one execution context on one CUDA device."""
+class LoadedEngine:
+    """A deserialized engine with one execution context on one CUDA device: what every runner starts
+    from (the GFP-GAN :class:`EngineRunner`, the upsampler's ``UpsamplerEngineRunner``). ``profile_shapes``
+    is the input's (min, opt, max) shape of profile 0; ``what`` names the runner in errors."""
 
-    def __init__(self, engine_path: str | os.PathLike[str], *, device: str | torch.device = "cuda") -> None:
+    def __init__(self, engine_path: str | os.PathLike[str], *, device: str | torch.device = "cuda",
+                 what: str = "the TensorRT backend") -> None:
         trt = import_tensorrt()
         if not torch.cuda.is_available():
-            raise BackendUnavailable("the TensorRT backend needs a CUDA GPU and torch sees none")
+            raise BackendUnavailable(f"{what} needs a CUDA GPU and torch sees none")
         self.path = Path(engine_path)
         self.device = torch.device(device)
         if self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self._logger = trt.Logger(trt.Logger.WARNING)
         with torch.cuda.device(self.device):
-            self._runtime = trt.Runtime(self._logger)
+            self._runtime = trt.Runtime(self._logger)   # kept: the engine must not outlive its runtime
             self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
                 raise BackendUnavailable("TensorRT could not load this engine (built by another TensorRT "
@@ -44,11 +47,19 @@ class EngineRunner:
         if sorted(names) != sorted([INPUT_NAME, OUTPUT_NAME]):
             raise BackendUnavailable(f"engine tensors are {names}, expected {INPUT_NAME!r} and "
                                      f"{OUTPUT_NAME!r}", path=self.path)
-        low, opt, high = (tuple(s) for s in self.engine.get_tensor_profile_shape(INPUT_NAME, 0))
-        self.profile = BatchProfile(low[0], opt[0], high[0])
-        self.image_size = int(high[2])
+        self.profile_shapes = tuple(tuple(s) for s in self.engine.get_tensor_profile_shape(INPUT_NAME, 0))
         self.input_dtype = _torch_dtype(self.engine.get_tensor_dtype(INPUT_NAME))
         self.output_dtype = _torch_dtype(self.engine.get_tensor_dtype(OUTPUT_NAME))
+
+
+class EngineRunner(LoadedEngine):
+    """One deserialized GFP-GAN engine and one execution context on one CUDA device."""
+
+    def __init__(self, engine_path: str | os.PathLike[str], *, device: str | torch.device = "cuda") -> None:
+        super().__init__(engine_path, device=device, what="the TensorRT backend")
+        low, opt, high = self.profile_shapes
+        self.profile = BatchProfile(low[0], opt[0], high[0])
+        self.image_size = int(high[2])
 
     def check(self, batch: torch.Tensor) -> None:
         """Raise ValueError for a batch the engine can never run (shape/device), before any work."""

@@ -25,6 +25,7 @@ from vidrestore.errors import BackendUnavailable, ConfigError
 
 from .engine_cache import CACHE_FORMAT, BatchProfile, EngineCache, default_cache_dir
 from .export_onnx import INPUT_NAME, OUTPUT_NAME, sha256_file
+from .runtime import LoadedEngine
 
 
 @dataclass(frozen=True)
@@ -159,35 +160,14 @@ def build_upsampler_engine(weights_path: str | os.PathLike[str], *, window: int,
     return EngineCache(folder).get_or_build(key, build, log=log)
 
 
-class UpsamplerEngineRunner:
+class UpsamplerEngineRunner(LoadedEngine):
     """One deserialized upsampler engine; ``run`` takes (N, 3, H, W) CUDA tensors inside the profile
     and enqueues on torch's current stream (batches above the profile's max are split)."""
 
     def __init__(self, engine_path: str | os.PathLike[str], *, device: str = "cuda") -> None:
-        import torch
-
-        from .build_trt import import_tensorrt
-        from .runtime import _torch_dtype
-
-        trt = import_tensorrt()
-        if not torch.cuda.is_available():
-            raise BackendUnavailable("the TensorRT upsampler needs a CUDA GPU and torch sees none")
-        self.path = Path(engine_path)
-        self.device = torch.device(device)
-        if self.device.index is None:
-            self.device = torch.device("cuda", torch.cuda.current_device())
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        with torch.cuda.device(self.device):
-            self._runtime = trt.Runtime(self._logger)
-            self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
-            if self.engine is None:
-                raise BackendUnavailable("TensorRT could not load this engine: delete it and rebuild",
-                                         path=self.path)
-            self.context = self.engine.create_execution_context()
-        low, opt, high = (tuple(s) for s in self.engine.get_tensor_profile_shape(INPUT_NAME, 0))
+        super().__init__(engine_path, device=device, what="the TensorRT upsampler")
+        low, opt, high = self.profile_shapes
         self.profile = ShapeProfile(BatchProfile(low[0], opt[0], high[0]), low[2:], opt[2:], high[2:])
-        self.input_dtype = _torch_dtype(self.engine.get_tensor_dtype(INPUT_NAME))
-        self.output_dtype = _torch_dtype(self.engine.get_tensor_dtype(OUTPUT_NAME))
 
     def run(self, x):
         import torch
