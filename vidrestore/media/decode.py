@@ -162,7 +162,7 @@ def upright(img: np.ndarray | None, rotation: int) -> np.ndarray | None:
     return rot90(img, (int(rotation) // 90) % 4)
 
 
-def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
+def _check_size(path: Path | str, w: int, h: int, max_pixels: int) -> None:
     if w * h > max_pixels:
         raise InputError(f"frame size {w}x{h} is over the limit of {max_pixels / 1e6:.0f} megapixels "
                          "(damaged header?)", path=path)
@@ -179,6 +179,15 @@ def _open(path: Path, threads: int, frame_threads: bool, max_pixels: int) -> tup
         container = av.open(str(path), mode="r", metadata_errors="replace")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot be opened as video or image ({_short(e)})", path=path) from e
+    return container, video_stream(container, path, threads=threads, frame_threads=frame_threads,
+                                   max_pixels=max_pixels)
+
+
+def video_stream(container: av.container.InputContainer, path: Path | str, *, threads: int,
+                 frame_threads: bool, max_pixels: int) -> av.video.VideoStream:
+    """The first real video stream of an open container (not a cover picture), checked - a decoder
+    exists, the frame size is within ``max_pixels`` - and set to decode on ``threads`` threads; closes
+    the container and raises InputError naming ``path`` otherwise. Files and pipes both open through it."""
     streams = [s for s in container.streams.video
                if not (s.disposition & av.stream.Disposition.attached_pic)]
     if not streams:
@@ -196,7 +205,7 @@ def _open(path: Path, threads: int, frame_threads: bool, max_pixels: int) -> tup
         raise
     stream.codec_context.thread_type = "AUTO" if frame_threads else "SLICE"
     stream.codec_context.thread_count = threads
-    return container, stream
+    return stream
 
 
 def _short(e: BaseException) -> str:

@@ -139,7 +139,27 @@ def _even(n: int) -> bool:
     return n % 2 == 0
 
 
-class VideoWriter:
+class CommitOnSuccess:
+    """``with writer:`` commits when the block ends normally and aborts (nothing left behind) when it
+    raises - the output-writer contract of :class:`VideoWriter` and the image-sequence writer."""
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class VideoWriter(CommitOnSuccess):
     """``with VideoWriter(out, info=info, source=src) as w: w.write(frame)``; commits on success."""
 
     def __init__(self, output: str | Path, *, info: VideoInfo, source: Path | None,
@@ -470,12 +490,3 @@ class VideoWriter:
             self._dir_fd = None
         else:
             self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()

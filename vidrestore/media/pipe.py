@@ -30,7 +30,7 @@ from ..config import DecodeConfig, EncodeConfig
 from ..errors import InputError, OutputError
 from ..types import Frame, VideoInfo
 from .audio import AudioMuxer
-from .decode import VideoReader, _short
+from .decode import VideoReader, _short, video_stream
 from .encode import VideoWriter
 
 STDIO = "-"
@@ -66,15 +66,8 @@ class PipeReader(VideoReader):
             container = av.open(f"pipe:{self._fd}", mode="r", metadata_errors="replace")
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             raise InputError(f"cannot be read as video ({_short(e)})", path=_STDIN_NAME) from e
-        streams = [s for s in container.streams.video
-                   if not (s.disposition & av.stream.Disposition.attached_pic)]
-        if not streams:
-            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
-            container.close()
-            raise InputError(f"has no video stream (streams: {kinds})", path=_STDIN_NAME)
-        stream = streams[0]
-        stream.codec_context.thread_type = "AUTO" if self.config.frame_threads else "SLICE"
-        stream.codec_context.thread_count = self.config.threads
+        stream = video_stream(container, _STDIN_NAME, threads=self.config.threads,
+                              frame_threads=self.config.frame_threads, max_pixels=self.config.max_pixels)
         if self._keep_audio:
             self._audio_streams = list(container.streams.audio)
         return container, stream

@@ -38,7 +38,7 @@ from ..config import DecodeConfig, EncodeConfig
 from ..errors import EncodeError, InputError, OutputError
 from ..types import Frame, VideoInfo
 from .decode import DecodeStats, to_8bit
-from .encode import EncodeStats
+from .encode import CommitOnSuccess, EncodeStats
 
 SEQUENCE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
 _DEEP_EXTS = (".png", ".tif", ".tiff")
@@ -208,7 +208,7 @@ def check_sequence_output(output: str | Path, *, source: str | Path | None, over
     return t.folder
 
 
-class SequenceWriter:
+class SequenceWriter(CommitOnSuccess):
     """Write frames as numbered images into a folder, atomically; see the module docstring."""
 
     def __init__(self, output: str | Path, *, info: VideoInfo, source: str | Path | None = None,
@@ -278,12 +278,3 @@ class SequenceWriter:
     def abort(self) -> None:
         self._done = True
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self) -> SequenceWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()

@@ -100,3 +100,30 @@ def test_pipe_option_errors(testdata, capsys, args):
     assert run([str(testdata / "edge/fps60_face.mp4"), *args, "--restorer", "identity"]) == 7
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "-f" in err[0]
+
+
+def test_pipe_input_gets_the_file_checks():
+    """Standard input opens through the same stream checks as a file: a frame size over the limit is
+    one InputError naming <stdin> (read from a real OS pipe, a hand-made 64x64 y4m)."""
+    from vidrestore.config import DecodeConfig
+    from vidrestore.errors import InputError
+    from vidrestore.media.pipe import PipeReader
+
+    def y4m() -> bytes:
+        return b"YUV4MPEG2 W64 H64 F25:1 Ip A1:1 C420jpeg\n" + (b"FRAME\n" + bytes(64 * 64 * 3 // 2)) * 2
+
+    for max_pixels, ok in ((64 * 64, True), (64 * 64 - 1, False)):
+        r, w = os.pipe()
+        os.write(w, y4m())
+        os.close(w)
+        try:
+            if ok:
+                reader = PipeReader(fd=r, config=DecodeConfig(max_pixels=max_pixels))
+                assert (reader.info.width, reader.info.height) == (64, 64)
+                reader.close()
+            else:
+                with pytest.raises(InputError, match="over the limit") as info:
+                    PipeReader(fd=r, config=DecodeConfig(max_pixels=max_pixels))
+                assert "<fd" in str(info.value) or "<stdin>" in str(info.value)
+        finally:
+            os.close(r)
