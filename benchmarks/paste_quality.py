@@ -53,7 +53,7 @@ def round_trip(frame: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
 
 
 def paste_by_size(testdata: Path) -> list[dict]:
-    from tests.vidrestore.faces.test_paste_resampling import face_frame
+    from tests.support.face_frames import face_frame
     from tests.support.face_frames import read_frames
     from vidrestore.faces.detect import RetinaFaceDetector
     det = RetinaFaceDetector()

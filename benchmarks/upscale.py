@@ -81,12 +81,12 @@ def per_frame(sizes: list[tuple[int, int]], backends: list[str], repeats: int, f
 
 
 def pipeline_share(clip: Path, frames: int, folder: Path) -> dict:
-    from tests.vidrestore.upscale.test_stage import _head
+    from tests.support.clips import remux_head
     from vidrestore.config import EncodeConfig, ModelConfig, RestoreConfig, UpscaleConfig
     from vidrestore.models.gfpgan import GFPGAN
     from vidrestore.pipeline import restore_video
 
-    short = _head(clip, folder / "clip.mkv", frames)
+    short = remux_head(clip, folder / "clip.mkv", frames=frames, all_audio=True)
     runs = {}
     for method in ("lanczos", "realesr-general-x4v3"):
         weights = str(_checkpoint(method, folder)) if method != "lanczos" else None
@@ -117,13 +117,17 @@ def picture(clip: Path, out_png: Path, folder: Path) -> dict:
     """Left: the input frame (nearest x2, to show its pixels); right: vidrestore --upscale 2 (identity)."""
     import cv2
 
-    from tests.vidrestore.upscale.test_stage import _frames, _head
+    from tests.support.clips import remux_head
+    from vidrestore.media.decode import VideoReader
     from vidrestore import cli
 
-    short = _head(clip, folder / "pic.mkv", 12)
+    short = remux_head(clip, folder / "pic.mkv", frames=12, all_audio=True)
     out = folder / "pic_x2.mkv"
     cli.run([str(short), "-o", str(out), "--restorer", "identity", "--upscale", "2", "--codec", "ffv1", "-q", "-y"])
-    a, b = _frames(short)[-1].rgb, _frames(out)[-1].rgb
+    def last_frame(path):
+        with VideoReader(path) as reader:
+            return list(reader)[-1].rgb
+    a, b = last_frame(short), last_frame(out)
     left = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_NEAREST)
     img = np.concatenate([left, np.full((b.shape[0], 8, 3), 255, np.uint8), b], 1)
     out_png.parent.mkdir(parents=True, exist_ok=True)

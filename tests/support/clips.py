@@ -9,10 +9,13 @@ import av
 
 
 def remux_head(src: Path, dst: Path, *, frames: int, audio: bool = True,
-               damage: Callable[[int, bytes], bytes] | None = None, faststart: bool = False) -> Path:
+               damage: Callable[[int, bytes], bytes] | None = None, faststart: bool = False,
+               all_audio: bool = False) -> Path:
     """Copy the first ``frames`` video packets (decode order, from the first keyframe) and the audio
     packets up to the same time into ``dst`` (container from its extension). ``damage(i, data)``
-    may replace the payload of video packet ``i``; ``faststart`` puts an MP4's index first."""
+    may replace the payload of video packet ``i``; ``faststart`` puts an MP4's index first;
+    ``all_audio``: read on to the end of the file for audio packets stored after the cut (otherwise
+    reading stops at the first video packet past it)."""
     opts = {"movflags": "faststart"} if faststart else {}
     with av.open(str(src)) as inp, av.open(str(dst), "w", options=opts) as out:
         v = inp.streams.video[0]
@@ -25,8 +28,10 @@ def remux_head(src: Path, dst: Path, *, frames: int, audio: bool = True,
             target = mapping[pkt.stream.index]
             if pkt.stream.index == v.index:
                 if n >= frames:
-                    end = float(pkt.dts * v.time_base)
-                    break
+                    end = float(pkt.dts * v.time_base) if end is None else end
+                    if not all_audio:
+                        break
+                    continue
                 if damage is not None:
                     new = av.Packet(damage(n, bytes(pkt)))
                     new.pts, new.dts, new.time_base = pkt.pts, pkt.dts, pkt.time_base

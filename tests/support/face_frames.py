@@ -34,3 +34,20 @@ def cached_frames(path: str, indices: tuple[int, ...] | None = None, limit: int 
     for f in frames:
         f.setflags(write=False)
     return frames
+
+
+def face_frame(photo: np.ndarray, detector, face_px: float, side: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """A side x side frame whose face box is about ``face_px``: the photo scaled (INTER_AREA when shrinking)
+    around its largest face; returns (frame, the face's landmarks detected in that frame)."""
+    import cv2
+
+    f0 = max(detector.detect([photo])[0], key=lambda f: f.size)
+    s = face_px / f0.size
+    big = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    pad = side
+    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    c = (f0.box[:2] + f0.box[2:]) / 2 * s + pad
+    x0, y0 = int(c[0] - side / 2), int(c[1] - side / 2)
+    frame = np.ascontiguousarray(big[y0:y0 + side, x0:x0 + side])
+    face = max(detector.detect([frame])[0], key=lambda f: f.size)
+    return frame, np.asarray(face.landmarks)

@@ -13,7 +13,7 @@ from vidrestore.faces.align import similarity_from_landmarks, tensor_to_crops, w
 from vidrestore.faces.detect import RetinaFaceDetector
 from vidrestore.faces.gpu_ops import GpuImageOps
 from vidrestore.faces.paste import paste_faces
-from tests.support.face_frames import cached_frames  # noqa: F401  (same support layer as the other tests)
+from tests.support.face_frames import face_frame
 
 PHOTO = "images/liveportrait_s10_three_quarter.jpg"     # a sharp, high-resolution face photo
 
@@ -30,21 +30,6 @@ def one_thread():
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
-
-
-def face_frame(photo: np.ndarray, detector, face_px: float, side: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """A side x side frame whose face box is about ``face_px``: the photo scaled (INTER_AREA when shrinking)
-    around its largest face; returns (frame, the face's landmarks detected in that frame)."""
-    f0 = max(detector.detect([photo])[0], key=lambda f: f.size)
-    s = face_px / f0.size
-    big = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    pad = side
-    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-    c = (f0.box[:2] + f0.box[2:]) / 2 * s + pad
-    x0, y0 = int(c[0] - side / 2), int(c[1] - side / 2)
-    frame = np.ascontiguousarray(big[y0:y0 + side, x0:x0 + side])
-    face = max(detector.detect([frame])[0], key=lambda f: f.size)
-    return frame, np.asarray(face.landmarks)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import json
 import math
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
+from tests.support.clips import remux_head
 from vidrestore import cli
 from vidrestore.config import ModelConfig, UpscaleConfig
 from vidrestore.media.decode import VideoReader, probe
@@ -23,24 +23,7 @@ from vidrestore.upscale.stage import FrameUpscaler
 def _head(src: Path, dst: Path, n_video: int) -> Path:
     """The first ``n_video`` video packets (decode order, so every one decodes) and the audio up to
     there, stream-copied: same codecs, timestamps and rotation as the source."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = [inp.streams.video[0], *inp.streams.audio[:1]]
-        omap = {s.index: out.add_stream_from_template(s) for s in streams}
-        n, t_end = 0, None
-        for pkt in inp.demux(streams):
-            if pkt.dts is None:
-                continue
-            t = float(pkt.dts * pkt.time_base)
-            if pkt.stream.type == "video":
-                if n >= n_video:
-                    t_end = t if t_end is None else t_end
-                    continue
-                n += 1
-            elif t_end is not None and t > t_end:
-                continue
-            pkt.stream = omap[pkt.stream.index]
-            out.mux(pkt)
-    return dst
+    return remux_head(src, dst, frames=n_video, all_audio=True)
 
 
 def _frames(path: Path) -> list:
