@@ -254,8 +254,6 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
             while True:
                 with clock.timed("decode"):
                     frame = next(it, None)
-                    if frame is not None and upscaler is not None and frame.rgb_hi is not None:
-                        frame = replace(frame, rgb_hi=None)   # the upscaler works on 8-bit frames
                     if frame is not None and ops.device != "cpu":
                         frame = replace(frame, rgb=ops.upload(frame.rgb))
                 if frame is None or gate.done(frame.index):

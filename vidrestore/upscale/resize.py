@@ -3,7 +3,7 @@
 * :func:`output_size`: ``S`` x the upright input size. An integer ``S`` gives exactly ``S*W x S*H``
   (odd results are kept: the encoder switches 4:2:0 to 4:4:4 for them). A fractional ``S`` rounds each
   side to the nearest even number, what 4:2:0 codecs need, so no chroma format change is forced.
-* :func:`resize_rgb`: (H, W, 3) uint8 frames, numpy (OpenCV) or torch tensors (GPU path).
+* :func:`resize_rgb`: (H, W, 3) uint8 frames, numpy (OpenCV; uint16 planes too) or torch tensors (GPU path).
   ``lanczos`` is OpenCV's ``INTER_LANCZOS4`` (8 taps) when enlarging and ``INTER_AREA`` when shrinking
   (Lanczos without a prefilter aliases); ``bilinear`` is ``INTER_LINEAR``. The torch twin computes the
   same Lanczos-4 weights as separable (out, in) matrices - within 1 level of OpenCV

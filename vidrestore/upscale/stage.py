@@ -5,7 +5,9 @@
 tiled (:mod:`vidrestore.upscale.tiling`) and run at the network's own factor; when that is not the
 requested size (``--upscale 1.5`` or ``3`` with a x2/x4 network, or rounding) the network's output is
 resized once more (Lanczos-4 up, area down). A network smaller than ``S`` (x2 for ``--upscale 4``) runs
-once and Lanczos does the rest. The alpha plane, when there is one, is resized with Lanczos.
+once and Lanczos does the rest. The alpha plane, when there is one, is resized with Lanczos; a high-depth frame's 16-bit plane
+(``rgb_hi``) is resized the same way, or goes through the network at its precision, so 10/12-bit
+sources keep their depth through ``--upscale``.
 
 Faces are pasted afterwards straight into the upscaled frame (the pipeline composes each frame->crop
 matrix with the scale, :func:`vidrestore.upscale.resize.upscaled_matrices`), so a restored face is
@@ -133,26 +135,39 @@ class FrameUpscaler:
         if self.net is None:
             method = "lanczos" if self.plan.method == "lanczos" else "bilinear"
             rgbs = [resize_rgb(f.rgb, size, method=method) for f in frames]
+            his = [None if f.rgb_hi is None else resize_rgb(f.rgb_hi, size, method=method) for f in frames]
         else:
-            rgbs = self._network(frames)
-        return [replace(f, rgb=rgb, alpha=None if f.alpha is None else resize_rgb(f.alpha, size))
-                for f, rgb in zip(frames, rgbs)]
+            rgbs, his = self._network(frames)
+        return [replace(f, rgb=rgb, rgb_hi=hi, alpha=None if f.alpha is None else resize_rgb(f.alpha, size))
+                for f, rgb, hi in zip(frames, rgbs, his)]
 
-    def _network(self, frames: list[Frame]) -> list:
+    def _network(self, frames: list[Frame]) -> tuple[list, list]:
+        """The network on a batch of frames. A high-depth input (``rgb_hi``, 16-bit) goes in at its
+        precision and comes out twice: 8-bit ``rgb`` and a 16-bit ``rgb_hi`` (host numpy, where the
+        16-bit paste and the encoder read it) from the same float output."""
         from .tiling import upscale_tiled
 
         on_host = not isinstance(frames[0].rgb, torch.Tensor)
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(f.rgb)) if on_host else f.rgb for f in frames])
-        x = x.to(self.net.device if not self.net.device.startswith("cuda") else self.net.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        deep = all(f.rgb_hi is not None for f in frames)
+        if deep:
+            x = torch.stack([torch.from_numpy(f.rgb_hi.astype(np.float32)) for f in frames])
+            x = x.to(self.net.device).div_(65535.0)
+        else:
+            x = torch.stack([torch.from_numpy(np.ascontiguousarray(f.rgb)) if on_host else f.rgb for f in frames])
+            x = x.to(self.net.device).float().div_(255.0)
+        x = x.permute(0, 3, 1, 2)
         y = upscale_tiled(x, self.net, scale=self.info.scale, tile=self.tile, pad=self.pad,
                           align=self.info.align, max_batch=self.max_windows)
-        y = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1)
-        out = []
+        y = y.clamp_(0.0, 1.0).permute(0, 2, 3, 1)
+        size = self.plan.output_size
+        rgbs, his = [], []
         for img in y:
-            img = img.cpu().numpy() if on_host else img.to(frames[0].rgb.device).contiguous()
-            out.append(resize_rgb(img, self.plan.output_size, method="lanczos"))
-        return out
+            rgb = img.mul(255.0).round_().to(torch.uint8)
+            rgb = rgb.cpu().numpy() if on_host else rgb.to(frames[0].rgb.device).contiguous()
+            rgbs.append(resize_rgb(rgb, size, method="lanczos"))
+            hi = img.mul(65535.0).round_().to(torch.int32).cpu().numpy().astype(np.uint16) if deep else None
+            his.append(None if hi is None else resize_rgb(hi, size, method="lanczos"))
+        return rgbs, his
 
 
 def upscale_loop(q_in: queue.Queue, q_out: queue.Queue, upscaler: FrameUpscaler, clock: StageClock,

@@ -141,6 +141,30 @@ def test_tensor_frames_follow_the_numpy_path(tmp_path) -> None:
         assert a.alpha.shape == (size[1], size[0]) and int(b.alpha.float().mean().round()) == 128
 
 
+def test_16_bit_plane_goes_through_the_network_at_its_precision(tmp_path) -> None:
+    """A high-depth frame enters the network as rgb_hi / 65535 and comes out as both planes of the same
+    float output: a 16-bit rgb_hi (not 8-bit values times 257) and the 8-bit rgb within 1 level of it."""
+    from fractions import Fraction
+
+    from vidrestore.types import Frame
+
+    rng = np.random.default_rng(1)
+    hi = rng.integers(0, 65536, (30, 44, 3), dtype=np.uint16)
+    frame = Frame(index=0, pts=0, time_base=Fraction(1, 25), rgb=np.rint(hi / 257.0).astype(np.uint8), rgb_hi=hi)
+    net = _net(SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4))
+    weights = save_gfpgan(net.state_dict(), tmp_path / "g.pth", key="params")
+    stage = FrameUpscaler(UpscaleConfig(scale=4, upsampler="realesr-general-x4v3", weights=str(weights), tile=0),
+                          width=44, height=30, model=ModelConfig(backend="torch"))
+    out = stage.upscale([frame])[0]
+    assert out.rgb_hi.dtype == np.uint16 and out.rgb_hi.shape == out.rgb.shape == (120, 176, 3)
+    with torch.no_grad():
+        ref = net.eval()(torch.from_numpy(hi.astype(np.float32) / 65535.0).permute(2, 0, 1)[None])
+    ref16 = ref.clamp(0, 1).mul(65535.0).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(out.rgb_hi.astype(np.int64) - ref16).max() <= 64          # the 16-bit input went in
+    assert np.any(out.rgb_hi % 257 != 0)                                    # not 8-bit values scaled up
+    assert np.abs(out.rgb.astype(int) - out.rgb_hi / 257.0).max() <= 1.0
+
+
 def test_bad_scale_and_offline_weights_are_one_line_errors(small, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "o.mkv"
     assert cli.run([str(small), "-o", str(out), "--upscale", "0.5", "--restorer", "identity"]) == 7
