@@ -9,14 +9,16 @@ Frames are (H, W, 3) RGB or (H, W, 4) RGBA, ``uint8`` (0..255), ``uint16`` (0..6
 (0..1, float32 out), numpy arrays or torch tensors on any device (HWC). Each output has the input's
 type, dtype, channel count and device. The network sees the frame rounded to 8-bit RGB; the faces are
 blended into the frame at its own precision, so every pixel outside the pasted faces is returned
-exactly as given (float values above 1 included), and alpha is never touched.
+exactly as given (float values above 1 included), and alpha is never touched. With ``config.upscale``
+the frames come back enlarged (as ``restore_video`` does: Lanczos or a Real-ESRGAN network, the
+full-precision plane at its precision, alpha resized with Lanczos) with the faces pasted into them.
 
 Frames come out in order, ``config.smooth.lookahead`` frames after they went in (the smoother's
 look-ahead): ``push`` returns zero or more finished frames, ``flush`` the rest of the shot.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Iterator
 
@@ -25,7 +27,6 @@ import torch
 
 from .backends.base import RestoreBackend
 from .config import RestoreConfig
-from .errors import ConfigError
 from .faces.detect import FaceDetector
 from .faces.parse import FaceParser
 from .pipeline import (_Analyser, _detector_for, _flush_due, _image_ops_for, _parser_for, _paste,
@@ -84,7 +85,11 @@ def _split(frame: Any, i: int) -> tuple[np.ndarray, np.ndarray | None, _Kind]:
 def _join(rgb8: np.ndarray, hi: np.ndarray | None, kind: _Kind) -> Any:
     out = rgb8 if hi is None else hi
     if kind.alpha is not None:
-        out = np.concatenate([out, kind.alpha[..., None].astype(out.dtype, copy=False)], axis=2)
+        alpha = kind.alpha
+        if alpha.shape[:2] != out.shape[:2]:     # --upscale: alpha resized like the colour (Lanczos)
+            from .upscale.resize import resize_rgb
+            alpha = resize_rgb(alpha, (out.shape[1], out.shape[0]))
+        out = np.concatenate([out, alpha[..., None].astype(out.dtype, copy=False)], axis=2)
     if kind.torch_device is None:
         return out
     t = torch.from_numpy(np.ascontiguousarray(out))
@@ -103,8 +108,6 @@ class Restorer:
                  parser: FaceParser | None = None,
                  on_faces: Callable[[FrameFaces], None] | None = None) -> None:
         from .backends.factory import create_backend
-        if config.upscale.active:
-            raise ConfigError("upscaling is not available in Restorer.restore_frames; use restore_video")
         self.config = config
         if backend is None:
             backend, self.backend_reason = create_backend(config.model, restorer=restorer)
@@ -116,6 +119,7 @@ class Restorer:
         self.parser = _parser_for(backend.device, config, parser)
         self.clock = StageClock()
         self.on_faces = on_faces
+        self._upscaler = None            # --upscale: one FrameUpscaler per frame size (network loaded once)
         self.reset()
 
     def reset(self) -> None:
@@ -137,6 +141,11 @@ class Restorer:
             raise ValueError(f"frame {i}: size {rgb8.shape[1]}x{rgb8.shape[0]} differs from the "
                              f"shot's {self._shape[1]}x{self._shape[0]} (call reset() between shots)")
         self._shape = rgb8.shape[:2]
+        if self.config.upscale.active and (self._upscaler is None
+                                           or self._upscaler.plan.input_size != (rgb8.shape[1], rgb8.shape[0])):
+            from .upscale.stage import FrameUpscaler
+            self._upscaler = FrameUpscaler(self.config.upscale, width=rgb8.shape[1], height=rgb8.shape[0],
+                                           device=self.ops.device, model=self.config.model)
         self._next += 1
         self._kinds[i] = kind
         f = Frame(index=i, pts=i, time_base=_UNIT, rgb=self.ops.upload(rgb8), rgb_hi=hi)
@@ -166,6 +175,11 @@ class Restorer:
             return []
         done = _restore_batch(self._pending, self.backend, self.ops, self.clock, self.parser)
         self._pending = []
+        if self._upscaler is not None and done:   # enlarge, then paste the faces straight into it
+            with self.clock.timed("upscale"):
+                big = self._upscaler.upscale([w.frame for w in done])
+            done = [replace(w, frame=f, source_size=(w.frame.rgb.shape[1], w.frame.rgb.shape[0]))
+                    for w, f in zip(done, big)]
         out = []
         for w in done:
             pasted = _paste(w, self.config, self.ops, self.clock)

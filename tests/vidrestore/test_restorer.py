@@ -74,6 +74,33 @@ def test_dtypes_alpha_and_untouched_pixels(frames8, restorer, kind, alpha, as_to
         assert np.mean(np.abs(hi / scale - np.rint(hi / scale)) > 1e-3) > 0.3
 
 
+@pytest.mark.parametrize("kind,alpha", [("uint8", True), ("uint16", False), ("float32", True)])
+def test_upscale_in_the_frames_api(frames8, kind, alpha):
+    """config.upscale: frames come back 2x at their dtype; away from the face they equal OpenCV's
+    Lanczos-4 of the input at its precision (alpha too), the face is restored into the enlarged frame."""
+    import cv2
+
+    from vidrestore.config import UpscaleConfig
+
+    def darken(x):
+        return (x - 0.6).clamp(-1, 1)
+    r = Restorer(RestoreConfig(model=ModelConfig(batch=2), upscale=UpscaleConfig(scale=2)), restorer=darken)
+    inputs = _deep(frames8[:3], kind, alpha)
+    seen: list[FrameFaces] = []
+    outs = list(r.restore_frames(inputs, on_faces=seen.append))
+    assert len(outs) == 3
+    for x, o, faces in zip(inputs, outs, seen):
+        assert o.dtype == x.dtype and o.shape == (x.shape[0] * 2, x.shape[1] * 2, x.shape[2])
+        want = cv2.resize(x, (x.shape[1] * 2, x.shape[0] * 2), interpolation=cv2.INTER_LANCZOS4)
+        box = faces.faces[0].box * 2
+        far = np.ones(o.shape[:2], bool)
+        far[max(int(box[1]) - 200, 0):int(box[3]) + 200, max(int(box[0]) - 200, 0):int(box[2]) + 200] = False
+        assert far.mean() > 0.2
+        np.testing.assert_array_equal(o[far], want[far])
+        centre = (int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2))
+        assert o[centre][:3].astype(np.float64).mean() < want[centre][:3].astype(np.float64).mean()
+
+
 def test_faces_callback_and_reset(frames8, restorer):
     seen: list[FrameFaces] = []
     restorer.on_faces = seen.append

@@ -149,9 +149,10 @@ class FrameUpscaler:
 
         on_host = not isinstance(frames[0].rgb, torch.Tensor)
         deep = all(f.rgb_hi is not None for f in frames)
+        top = 65535.0 if deep and frames[0].rgb_hi.dtype == np.uint16 else 1.0   # float planes: 0..1
         if deep:
             x = torch.stack([torch.from_numpy(f.rgb_hi.astype(np.float32)) for f in frames])
-            x = x.to(self.net.device).div_(65535.0)
+            x = x.to(self.net.device).div_(top)
         else:
             x = torch.stack([torch.from_numpy(np.ascontiguousarray(f.rgb)) if on_host else f.rgb for f in frames])
             x = x.to(self.net.device).float().div_(255.0)
@@ -165,7 +166,10 @@ class FrameUpscaler:
             rgb = img.mul(255.0).round_().to(torch.uint8)
             rgb = rgb.cpu().numpy() if on_host else rgb.to(frames[0].rgb.device).contiguous()
             rgbs.append(resize_rgb(rgb, size, method="lanczos"))
-            hi = img.mul(65535.0).round_().to(torch.int32).cpu().numpy().astype(np.uint16) if deep else None
+            hi = None
+            if deep:
+                hi = (img.mul(65535.0).round_().to(torch.int32).cpu().numpy().astype(np.uint16) if top > 1
+                      else img.cpu().numpy().astype(np.float32))
             his.append(None if hi is None else resize_rgb(hi, size, method="lanczos"))
         return rgbs, his
 
