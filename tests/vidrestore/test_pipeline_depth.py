@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vidrestore.config import EncodeConfig, ModelConfig, RestoreConfig
-from vidrestore.media.decode import VideoReader, frame_to_rgb48
+from vidrestore.media.decode import VideoReader
+from vidrestore.media.pixels import frame_to_rgb48
 from vidrestore.pipeline import restore_video
 
 LSB10 = 64   # one 10-bit step in 16-bit units

@@ -36,19 +36,9 @@ import numpy as np
 from ..config import DecodeConfig
 from ..errors import InputError
 from ..types import AudioStreamInfo, Frame, VideoInfo
+from .pixels import (COLORSPACE_NAMES, PRIMARIES_NAMES, RANGE_NAMES, TRC_NAMES, conversion_matrix_name,
+                     conversion_range, frame_to_rgb, frame_to_rgb48, has_alpha, to_8bit, upright)
 
-# FFmpeg enum values (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic) -> names.
-COLORSPACE_NAMES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                    8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
-PRIMARIES_NAMES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
-                   9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
-TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-             11: "iec61966-2-4", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
-             17: "smpte428", 18: "arib-std-b67"}
-RANGE_NAMES = {1: "tv", 2: "pc"}
-# AVColorSpace -> swscale matrix (PyAV ``Colorspace`` value) used for YUV -> RGB.
-_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
-_SWS_MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt601", 7: "smpte240m", 9: "bt2020"}
 IMAGE_FORMATS = ("image2",)  # plus every "*_pipe" demuxer (jpeg_pipe, png_pipe, webp_pipe, ...)
 MAX_LOSS_ENTRIES = 20      # places of loss kept in DecodeStats.lost
 _MAX_DEMUX_ERRORS = 8        # consecutive read errors before the rest of a damaged file is given up
@@ -85,81 +75,6 @@ class DecodeStats:
             parts.append(f"{n} {where} ({cause})")
         more = ", ..." if sum(n for _, n, _ in self.lost) < self.frames_lost else ""
         return f"{self.frames_lost} frames lost: " + ", ".join(parts) + more
-
-
-def conversion_matrix(colorspace: int, stored_width: int, stored_height: int) -> int:
-    """swscale matrix for a frame's AVColorSpace; unspecified -> BT.709 for HD, else BT.601."""
-    if colorspace in _SWS_MATRIX:
-        return _SWS_MATRIX[colorspace]
-    return 1 if (stored_width >= 1280 or stored_height >= 720) else 5
-
-
-def conversion_range(color_range: int, pix_fmt: str) -> int:
-    """Source range for swscale: the frame's, else full range for yuvj*/gray/RGB, else limited."""
-    if color_range in (1, 2):
-        return color_range
-    if pix_fmt.startswith("yuvj") or pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "pal")):
-        return 2
-    return 1
-
-
-def has_alpha(fmt: av.VideoFormat) -> bool:
-    return any(c.is_alpha for c in fmt.components) or fmt.name in ("pal8",)
-
-
-def frame_to_rgb(vf: av.VideoFrame, *, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Convert one decoded frame to (rgb (H,W,3) uint8, alpha (H,W) uint8 | None), as stored."""
-    return _frame_to(vf, "rgba" if want_alpha else "rgb24", want_alpha)
-
-
-def frame_to_rgb48(vf: av.VideoFrame, *, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Like :func:`frame_to_rgb` at 16 bits: (rgb (H,W,3) uint16 0..65535, alpha (H,W) uint8 | None)."""
-    rgb, alpha = _frame_to(vf, "rgba64le" if want_alpha else "rgb48le", want_alpha)
-    return rgb, None if alpha is None else to_8bit(alpha)
-
-
-def to_8bit(img16: np.ndarray) -> np.ndarray:
-    """uint16 (0..65535) -> uint8 (0..255), rounded: what the analysis stages see."""
-    import cv2
-
-    return cv2.convertScaleAbs(img16, alpha=255.0 / 65535.0)
-
-
-def _frame_to(vf: av.VideoFrame, target: str, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    fmt = vf.format
-    if fmt.is_rgb or fmt.name in ("pal8",) or fmt.name.startswith(("gray", "ya")):
-        out = vf.reformat(format=target, src_color_range=conversion_range(vf.color_range, fmt.name),
-                          dst_color_range=2)
-    else:
-        out = vf.reformat(format=target,
-                          src_colorspace=conversion_matrix(vf.colorspace, vf.width, vf.height),
-                          src_color_range=conversion_range(vf.color_range, fmt.name),
-                          dst_color_range=2)
-    arr = out.to_ndarray()
-    if want_alpha:
-        return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
-    return arr, None
-
-
-def rot90(img: np.ndarray, k: int) -> np.ndarray:
-    """``np.rot90(img, k)`` (counter-clockwise quarter turns) as a contiguous array.
-
-    Uses OpenCV's rotate, ~10x faster than copying numpy's strided view of an HD frame."""
-    k %= 4
-    if not k:
-        return img
-    import cv2
-
-    code = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}[k]
-    return cv2.rotate(np.ascontiguousarray(img), code)
-
-
-def upright(img: np.ndarray | None, rotation: int) -> np.ndarray | None:
-    """Apply a display-matrix rotation (counter-clockwise degrees) to a stored image:
-    ``np.rot90(img, k=(rotation // 90) % 4)``."""
-    if img is None:
-        return None
-    return rot90(img, (int(rotation) // 90) % 4)
 
 
 def _check_size(path: Path | str, w: int, h: int, max_pixels: int) -> None:
@@ -412,7 +327,7 @@ class VideoReader:
         sar = s.sample_aspect_ratio or s.codec_context.sample_aspect_ratio
         matrix = None
         if not (fmt.is_rgb or fmt.name.startswith(("gray", "ya", "pal"))):
-            matrix = _SWS_MATRIX_NAMES[conversion_matrix(vf.colorspace, w, h)]
+            matrix = conversion_matrix_name(vf.colorspace, w, h)
         return VideoInfo(
             path=self.path, container=c.format.name, codec=s.codec_context.name,
             width=uw, height=uh, stored_width=w, stored_height=h, rotation=rotation,

@@ -40,42 +40,11 @@ from ..config import EncodeConfig
 from ..errors import EncodeError, OutputError
 from ..types import Frame, VideoInfo
 from .audio import AudioMuxer
-from .decode import rot90
+from .pixels import rot90
 from .image import ALPHA_EXTS, IMAGE_EXTS, encode_image
-
-VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-                 ".avi": "avi", ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts"}
-_DEFAULT_CODEC = EncodeConfig().codec
-_ALPHA_CODEC = {"mov": "prores_ks", "matroska": "ffv1", "avi": "ffv1", "webm": "libvpx-vp9"}
-_ALPHA_PIX = {"prores_ks": "yuva444p10le", "ffv1": "bgra", "libvpx-vp9": "yuva420p", "png": "rgba",
-              "libvpx": "yuva420p"}
-_CHROMA_420 = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "mpeg4", "mpeg2video"}
-_MATRIX_IDS = {"bt709": 1, "bt601": 5, "bt2020": 9, "smpte240m": 7, "fcc": 4}
-_COLORSPACE_IDS = {"gbr": 0, "bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7,
-                   "bt2020nc": 9, "bt2020c": 10}
-_PRIMARIES_IDS = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "film": 8,
-                  "bt2020": 9}
-_TRC_IDS = {"bt709": 1, "gamma22": 4, "gamma28": 5, "smpte170m": 6, "smpte240m": 7, "linear": 8,
-            "iec61966-2-1": 13, "bt2020-10": 14, "bt2020-12": 15, "smpte2084": 16, "arib-std-b67": 18}
-_DROP_CONTAINER_META = {"major_brand", "minor_version", "compatible_brands", "encoder"}
-# intermediate codecs by name: (FFmpeg encoder, pix_fmt, encoder options)
-CODEC_ALIASES = {"prores_hq": ("prores_ks", "yuv422p10le", {"profile": "hq"}),
-                 "prores_4444": ("prores_ks", "yuv444p10le", {"profile": "4444"}),
-                 "dnxhr_hqx": ("dnxhd", "yuv422p10le", {"profile": "dnxhr_hqx"}),
-                 "dnxhr_hq": ("dnxhd", "yuv422p", {"profile": "dnxhr_hq"}),
-                 "dnxhr_444": ("dnxhd", "yuv444p10le", {"profile": "dnxhr_444"})}
-# >8-bit sources keep their depth with these codecs when --pix-fmt is not given
-_HIGH_PIX = {"libx264": "yuv420p10le", "libx265": "yuv420p{d}le", "libvpx-vp9": "yuv420p10le",
-             "ffv1": "gbrp{d}le", "prores_ks": "yuv422p10le", "dnxhd": "yuv422p10le",
-             "wrapped_avframe": "yuv444p{d}le", "rawvideo": "yuv444p{d}le"}
-
-_HIGH_ALPHA_PIX = {"ffv1": "gbrap{d}le", "prores_ks": "yuva444p10le"}
-
-
-def pix_bits(pix: str) -> int:
-    """Bits per component of a pixel format (8 for 'yuv420p', 10 for 'yuv420p10le')."""
-    return max(c.bits for c in av.VideoFormat(pix).components)
-
+from .output import (ALPHA_CODEC, ALPHA_PIX, CHROMA_420, CODEC_ALIASES, COLORSPACE_IDS, DEFAULT_CODEC,
+                     DROP_CONTAINER_META, HIGH_ALPHA_PIX, HIGH_PIX, MATRIX_IDS, PRIMARIES_IDS, TRC_IDS,
+                     VIDEO_FORMATS, CommitOnSuccess, check_output_path, pix_bits, write_failure)
 
 @dataclass
 class EncodeStats:
@@ -90,73 +59,8 @@ class EncodeStats:
         self.warnings[key] = self.warnings.get(key, 0) + n
 
 
-def check_output_path(output: str | Path, *, source: Path | None, overwrite: bool) -> Path:
-    """Validate an output path before any work; returns it absolute. Raises :class:`OutputError`."""
-    out = Path(os.path.abspath(Path(output).expanduser()))
-    ext = out.suffix.lower()
-    if ext not in VIDEO_FORMATS and ext not in IMAGE_EXTS:
-        known = " ".join(sorted(VIDEO_FORMATS) + list(IMAGE_EXTS))
-        raise OutputError(f"unknown output extension '{ext or '(none)'}' (use one of: {known})", path=out)
-    if not out.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {out.parent}", path=out)
-    if not os.access(out.parent, os.W_OK | os.X_OK):   # fail before any work
-        ro = os.statvfs(out.parent).f_flag & os.ST_RDONLY
-        raise OutputError("cannot write the output: " + _WRITE_CAUSES[errno.EROFS if ro else errno.EACCES]
-                          .format(folder=out.parent), path=out)
-    if source is not None:
-        src = Path(source)
-        same = os.path.realpath(out) == os.path.realpath(src)
-        if not same and out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        if same:
-            raise OutputError("output is the input file; choose another output name", path=out)
-    if out.is_dir():
-        raise OutputError("output is a folder", path=out)
-    if out.exists() and not overwrite:
-        raise OutputError("output already exists (use overwrite / -y to replace it)", path=out)
-    return out
-
-
-_GONE, _DENIED = "the output folder {folder} disappeared", "no permission to write in {folder}"
-_WRITE_CAUSES = {errno.ENOSPC: "no space left on {folder}", errno.EDQUOT: "no space left on {folder} (quota)",
-                 errno.EFBIG: "file too large for {folder} (file size limit reached)",
-                 errno.EROFS: "{folder} is read-only", errno.EACCES: _DENIED, errno.EPERM: _DENIED,
-                 errno.ENOENT: _GONE, errno.ENOTDIR: _GONE, errno.ESTALE: _GONE,
-                 errno.EIO: "I/O error writing to {folder}"}
-
-
-def write_failure(e: BaseException, out: Path) -> OutputError | None:
-    """An OutputError naming the cause when ``e`` is the file system refusing a write (full,
-    read-only, gone); None for anything else (an encoder problem)."""
-    code = getattr(e, "errno", None)
-    if code not in _WRITE_CAUSES:
-        return None
-    return OutputError("cannot write the output: " + _WRITE_CAUSES[code].format(folder=out.parent),
-                       path=out)
-
-
 def _even(n: int) -> bool:
     return n % 2 == 0
-
-
-class CommitOnSuccess:
-    """``with writer:`` commits when the block ends normally and aborts (nothing left behind) when it
-    raises - the output-writer contract of :class:`VideoWriter` and the image-sequence writer."""
-
-    def commit(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 class VideoWriter(CommitOnSuccess):
@@ -225,7 +129,7 @@ class VideoWriter(CommitOnSuccess):
         cfg, info, fmt = self.config, self.info, self._format
         codec = cfg.codec
         self._codec_opts: dict[str, str] = {}
-        if codec == _DEFAULT_CODEC and fmt == "webm":
+        if codec == DEFAULT_CODEC and fmt == "webm":
             codec = "libvpx-vp9"
         if codec in CODEC_ALIASES:
             codec, alias_pix, self._codec_opts = CODEC_ALIASES[codec]
@@ -234,15 +138,15 @@ class VideoWriter(CommitOnSuccess):
             cfg = replace(cfg, pix_fmt=cfg.pix_fmt or alias_pix)
         self._keep_alpha = False
         if info.has_alpha:
-            if codec == _DEFAULT_CODEC and fmt in _ALPHA_CODEC:
-                codec = _ALPHA_CODEC[fmt]
-            self._keep_alpha = codec in _ALPHA_PIX and cfg.pix_fmt in (None, _ALPHA_PIX[codec])
+            if codec == DEFAULT_CODEC and fmt in ALPHA_CODEC:
+                codec = ALPHA_CODEC[fmt]
+            self._keep_alpha = codec in ALPHA_PIX and cfg.pix_fmt in (None, ALPHA_PIX[codec])
             if not self._keep_alpha:
                 self.stats.warn("alpha dropped")
         if cfg.pix_fmt:
             pix = cfg.pix_fmt
         elif self._keep_alpha:
-            pix = _ALPHA_PIX[codec]
+            pix = ALPHA_PIX[codec]
         elif codec == "ffv1":
             pix = "bgr0"
         elif codec == "prores_ks":
@@ -253,7 +157,7 @@ class VideoWriter(CommitOnSuccess):
             pix = "yuv444p"
         else:
             pix = "yuv420p"
-        table = _HIGH_ALPHA_PIX if self._keep_alpha else _HIGH_PIX
+        table = HIGH_ALPHA_PIX if self._keep_alpha else HIGH_PIX
         if not cfg.pix_fmt and info.bit_depth > 8 and codec in table:
             depth = {9: 10, 11: 12, 13: 16, 14: 16, 15: 16}.get(info.bit_depth, min(info.bit_depth, 16))
             high = table[codec].format(d=depth)
@@ -263,7 +167,7 @@ class VideoWriter(CommitOnSuccess):
             if not supported or high in {f.name for f in supported}:
                 pix = high
         w, h = info.stored_width, info.stored_height
-        if codec in _CHROMA_420 and pix in ("yuv420p", "nv12", "yuv420p10le") and not (_even(w) and _even(h)):
+        if codec in CHROMA_420 and pix in ("yuv420p", "nv12", "yuv420p10le") and not (_even(w) and _even(h)):
             pix = "yuv444p10le" if pix == "yuv420p10le" else "yuv444p"
             self.stats.warn("odd size: yuv444p")
         return codec, pix
@@ -312,7 +216,7 @@ class VideoWriter(CommitOnSuccess):
         self._stream = stream
         self.stats.video_codec, self.stats.pix_fmt = codec, pix
         for k, v in info.metadata.items():
-            if k.lower() not in _DROP_CONTAINER_META:
+            if k.lower() not in DROP_CONTAINER_META:
                 out.metadata[k] = v
         if self._audio_from is not None and self.config.copy_audio:
             self._audio = self._audio_from(out, self._format, self.stats.warn)
@@ -324,12 +228,12 @@ class VideoWriter(CommitOnSuccess):
     def _colour_tags(self) -> tuple[int, int, int, int]:
         info = self.info
         matrix = info.decode_matrix or "bt709"
-        derived = {"bt601": 6}.get(matrix, _MATRIX_IDS[matrix])
+        derived = {"bt601": 6}.get(matrix, MATRIX_IDS[matrix])
         # the source's own tag only when the source was YUV (an RGB source reports "gbr")
-        space = _COLORSPACE_IDS.get(info.color_space or "", derived) if info.decode_matrix else derived
+        space = COLORSPACE_IDS.get(info.color_space or "", derived) if info.decode_matrix else derived
         rng = 2 if (info.decode_matrix and info.decode_range == "pc") else 1
-        prim = _PRIMARIES_IDS.get(info.color_primaries or "", 2)
-        trc = _TRC_IDS.get(info.color_trc or "", 2)
+        prim = PRIMARIES_IDS.get(info.color_primaries or "", 2)
+        trc = TRC_IDS.get(info.color_trc or "", 2)
         return space, rng, prim, trc
 
     # -- writing ---------------------------------------------------------------------------------
@@ -365,7 +269,7 @@ class VideoWriter(CommitOnSuccess):
             vf = vf.reformat(format=pix)
             vf.color_primaries, vf.color_trc = prim, trc
         else:
-            matrix = _MATRIX_IDS[self.info.decode_matrix or "bt709"]
+            matrix = MATRIX_IDS[self.info.decode_matrix or "bt709"]
             vf = vf.reformat(format=pix, dst_colorspace=matrix, src_color_range=2, dst_color_range=rng)
             vf.colorspace, vf.color_range, vf.color_primaries, vf.color_trc = space, rng, prim, trc
         pts = frame.pts

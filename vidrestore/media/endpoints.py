@@ -58,7 +58,7 @@ def check_target(output: str | Path, *, source: str | Path, encode: EncodeConfig
     if is_sequence_output(output):
         check_sequence_output(output, source=source, overwrite=overwrite)
         return
-    from .encode import check_output_path
+    from .output import check_output_path
     check_output_path(output, source=Path(source) if is_file(source) else None, overwrite=overwrite)
 
 

@@ -37,8 +37,10 @@ import numpy as np
 from ..config import DecodeConfig, EncodeConfig
 from ..errors import EncodeError, InputError, OutputError
 from ..types import Frame, VideoInfo
-from .decode import DecodeStats, to_8bit
-from .encode import CommitOnSuccess, EncodeStats
+from .decode import DecodeStats
+from .pixels import to_8bit
+from .encode import EncodeStats
+from .output import CommitOnSuccess
 
 SEQUENCE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
 _DEEP_EXTS = (".png", ".tif", ".tiff")

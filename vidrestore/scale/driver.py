@@ -73,7 +73,7 @@ def _init_ray(ray, address: str | None) -> bool:
 def _prepare(input: Path, output: Path, config: RestoreConfig, root: Path, chunk_seconds: float,
              resume: bool) -> InputState:
     from ..media.decode import probe
-    from ..media.encode import check_output_path
+    from ..media.output import check_output_path
     from ..media.index import scan_frames
     from .jobdir import JobDir, job_folder
     from .plan import chunk_suffix, input_identity

@@ -28,7 +28,7 @@ DEFAULT_CHUNK_SECONDS = 90.0
 def output_pairs(inputs: Sequence[str | Path], out: str | Path) -> list[tuple[Path, Path]]:
     """Inputs (files and folders) -> (input, output) pairs. Several inputs or a folder: ``out`` is a
     folder (created), outputs named after their inputs."""
-    from ..media.encode import VIDEO_FORMATS
+    from ..media.output import VIDEO_FORMATS
     from ..media.image import IMAGE_EXTS
     files: list[Path] = []
     for p in map(Path, inputs):

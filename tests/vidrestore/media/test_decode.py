@@ -241,7 +241,7 @@ def test_probe_reports_colour_and_stream_facts(testdata: Path) -> None:
 
 @pytest.mark.parametrize("k", range(-4, 5))
 def test_fast_rot90_equals_numpy(k: int) -> None:
-    from vidrestore.media.decode import rot90
+    from vidrestore.media.pixels import rot90
     rng = np.random.default_rng(k + 4)
     for shape in [(5, 7, 3), (6, 9)]:
         a = rng.integers(0, 256, shape, dtype=np.uint8)

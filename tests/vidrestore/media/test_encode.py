@@ -14,7 +14,8 @@ import pytest
 from vidrestore.config import EncodeConfig
 from vidrestore.errors import EncodeError, OutputError
 from vidrestore.media.decode import VideoReader
-from vidrestore.media.encode import VideoWriter, check_output_path
+from vidrestore.media.encode import VideoWriter
+from vidrestore.media.output import check_output_path
 
 FAST_LOSSLESS = EncodeConfig(crf=0, preset="ultrafast")
 FAST = EncodeConfig(preset="ultrafast")

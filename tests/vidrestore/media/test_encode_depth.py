@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from vidrestore.config import DecodeConfig, EncodeConfig
-from vidrestore.media.decode import VideoReader, frame_to_rgb48
-from vidrestore.media.encode import VideoWriter, pix_bits
+from vidrestore.media.decode import VideoReader
+from vidrestore.media.pixels import frame_to_rgb48
+from vidrestore.media.encode import VideoWriter
+from vidrestore.media.output import pix_bits
 
 
 def _roundtrip(src, out, config, n=3, decode=DecodeConfig()):
