@@ -22,7 +22,8 @@ from pathlib import Path
 from vidrestore.errors import BackendUnavailable, ConfigError
 
 from .engine_cache import BatchProfile, EngineCache, EngineKey, default_cache_dir
-from .export_onnx import INPUT_NAME, sha256_file
+from .export_onnx import sha256_file
+from .onnx_contract import INPUT_NAME
 
 TRT_INSTALL = ("TensorRT is not installed: pip install tensorrt (or vidrestore[trt]); it needs an "
                "NVIDIA GPU and driver")

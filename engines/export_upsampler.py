@@ -24,8 +24,8 @@ from torch import nn
 
 from vidrestore.errors import VidRestoreError
 
-from .export_onnx import (DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportError, _save, _set_metadata, io_problems,
-                          sha256_file)
+from .export_onnx import DEFAULT_OPSET, ExportError, _save, sha256_file
+from .onnx_contract import INPUT_NAME, OUTPUT_NAME, io_problems, set_metadata
 
 EXPORT_FORMAT = 1   # bump when the exported graph changes, so cached exports are redone
 DIMS = ("batch", "height", "width")
@@ -59,7 +59,7 @@ def export_upsampler(model: nn.Module, output: str | os.PathLike[str], *, fp16: 
         from .precision import convert_to_fp16
 
         proto = convert_to_fp16(proto, block_nodes=())
-    _set_metadata(proto, {"vidrestore.precision": "fp16" if fp16 else "fp32", "vidrestore.kind": "upsampler",
+    set_metadata(proto, {"vidrestore.precision": "fp16" if fp16 else "fp32", "vidrestore.kind": "upsampler",
                           "vidrestore.scale": str(scale), "vidrestore.align": str(align),
                           "vidrestore.weights": weights_note})
     problems = check_upsampler_graph(proto)

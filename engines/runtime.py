@@ -16,7 +16,7 @@ from vidrestore.errors import BackendUnavailable
 
 from .build_trt import import_tensorrt
 from .engine_cache import BatchProfile
-from .export_onnx import INPUT_NAME, OUTPUT_NAME
+from .onnx_contract import INPUT_NAME, OUTPUT_NAME
 
 _TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16}
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from vidrestore.errors import BackendUnavailable, ConfigError
 
 from .engine_cache import CACHE_FORMAT, BatchProfile, EngineCache, default_cache_dir
-from .export_onnx import INPUT_NAME, OUTPUT_NAME, sha256_file
+from .export_onnx import sha256_file
+from .onnx_contract import INPUT_NAME, OUTPUT_NAME
 from .runtime import LoadedEngine
 
 

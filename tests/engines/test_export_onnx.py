@@ -73,13 +73,14 @@ def test_exporter_itself_declares_the_output_shape(model):
     gives the output (batch, 3, S, S) with the input's batch symbol straight from the exporter."""
     import io
 
-    from engines.export_onnx import _ImageToImage, _output_dims, _run_exporter
+    from engines.export_onnx import _ImageToImage, _run_exporter
+    from engines.onnx_contract import output_dims
 
     buffer = io.BytesIO()
     _run_exporter(_ImageToImage(model, 64), torch.zeros(0, 3, 64, 64), buffer, opset=17, dynamic_batch=True,
                   exporter="torchscript")
     proto = onnx.load_from_string(buffer.getvalue())
-    assert _output_dims(proto) == _output_dims(proto, declared=64) == ["batch", 3, 64, 64]
+    assert output_dims(proto) == output_dims(proto, declared=64) == ["batch", 3, 64, 64]
 
 
 def test_matches_torch_at_batch_1_and_3(model, onnx_fp32, testdata):
