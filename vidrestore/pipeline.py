@@ -285,7 +285,8 @@ def restore_video(input: str | Path, output: str | Path, config: RestoreConfig =
         written = 0
         try:
             with open_writer(out_spec, info=upscaler.output_info(info) if upscaler else info, reader=reader,
-                             source=in_spec, config=config.encode, overwrite=config.overwrite) as writer:
+                             source=in_spec, config=config.encode, overwrite=config.overwrite,
+                             trim_audio=frame_range is not None and not frame_range.keep_outside) as writer:
                 while (work := get(q_paste, ctl)) is not END:
                     frame = _paste(work, config, ops, clock)
                     with clock.timed("encode"):

@@ -112,3 +112,37 @@ def test_range_errors(testdata, tmp_path):
         resolve(index, CONFIG, start=parse_time("99"))
     assert run([str(src), "-o", str(tmp_path / "x.mkv"), "--start", "3", "--end", "2", *CLI]) == 7
     assert run([str(src), "-o", str(tmp_path / "x.mkv"), "--keep-outside", *CLI]) == 7
+
+
+def test_a_range_keeps_only_the_audio_under_its_frames(testdata, tmp_path):
+    """--start 1 --end 2 of a clip with audio: the output's audio starts at the range's first frame and
+    ends with its last (to one audio packet), instead of carrying the whole track; --keep-outside keeps
+    it all."""
+    import av
+
+    src = testdata / "clips/lp_d10_talking_512_audio.mp4"
+
+    def audio_span(path):
+        times, vt = [], []
+        with av.open(str(path)) as c:
+            a, v = c.streams.audio[0], c.streams.video[0]
+            for p in c.demux(a, v):
+                if p.pts is None:
+                    continue
+                if p.stream.index == a.index:
+                    times.append((float(p.pts * a.time_base), float((p.pts + (p.duration or 0)) * a.time_base)))
+                else:
+                    vt.append(float(p.pts * v.time_base))
+        return min(t for t, _ in times), max(e for _, e in times), min(vt), max(vt)
+
+    whole = audio_span(src)
+    cut, kept = tmp_path / "cut.mp4", tmp_path / "kept.mp4"
+    args = ["--restorer", "identity", "--smoothing-method", "poly", "-q"]
+    assert run([str(src), "-o", str(cut), "--start", "1", "--end", "2", *args]) == 0
+    a0, a1, v0, v1 = audio_span(cut)
+    assert v0 == pytest.approx(1.0, abs=0.04) and v1 < 2.0
+    assert v0 - 0.03 <= a0 <= v0 + 0.03 and 1.9 <= a1 <= 2.0 + 0.03     # one AAC packet is 21 ms
+    assert whole[1] - whole[0] > 4.0
+    assert run([str(src), "-o", str(kept), "--start", "1", "--end", "2", "--keep-outside", *args]) == 0
+    k0, k1, _, _ = audio_span(kept)
+    assert k0 == pytest.approx(whole[0], abs=0.03) and k1 == pytest.approx(whole[1], abs=0.03)

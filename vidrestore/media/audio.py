@@ -177,21 +177,35 @@ class AudioMuxer:
         self._out.mux(p)
         self.packets += 1
 
-    def mux_until(self, t: float) -> None:
-        """Mux every packet whose time is at or before ``t`` seconds (source time)."""
+    def mux_until(self, t: float, *, before: bool = False) -> None:
+        """Mux every packet whose time is at or before ``t`` seconds (source time; strictly before it
+        with ``before``)."""
+        self._advance(t, before=before, mux=True)
+
+    def drop_until(self, t: float) -> None:
+        """Skip (not mux) every packet that starts before ``t``: the output begins at a range's start."""
+        self._advance(t, before=True, mux=False)
+
+    def _advance(self, t: float, *, before: bool, mux: bool) -> None:
         while True:
             p = self._next()
             if p is None:
                 return
             ts = p.dts if p.dts is not None else p.pts
-            if ts is not None and p.time_base is not None and float(ts * p.time_base) > t:
+            if ts is not None and p.time_base is not None and (
+                    float(ts * p.time_base) >= t if before else float(ts * p.time_base) > t):
                 self._pending = p
                 return
-            self._mux(p)
+            if mux:
+                self._mux(p)
 
-    def finish(self) -> None:
-        """Mux everything left (audio longer than the video is kept) and flush re-encoders."""
-        self.mux_until(float("inf"))
+    def finish(self, *, until: float | None = None) -> None:
+        """Mux everything left (audio longer than the video is kept) - or, with ``until``, what starts
+        before that time (a range: the audio under its frames) - and flush re-encoders."""
+        if until is None:
+            self.mux_until(float("inf"))
+        else:
+            self.mux_until(until, before=True)
         for enc in self._encode.values():
             self.packets += enc.finish()
         self.close()

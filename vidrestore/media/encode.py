@@ -42,9 +42,9 @@ from ..types import Frame, VideoInfo
 from .audio import AudioMuxer
 from .pixels import rot90
 from .image import ALPHA_EXTS, IMAGE_EXTS, encode_image
-from .output import (ALPHA_CODEC, ALPHA_PIX, CHROMA_420, CODEC_ALIASES, COLORSPACE_IDS, DEFAULT_CODEC,
-                     DROP_CONTAINER_META, HIGH_ALPHA_PIX, HIGH_PIX, MATRIX_IDS, PRIMARIES_IDS, TRC_IDS,
-                     VIDEO_FORMATS, CommitOnSuccess, check_output_path, pix_bits, write_failure)
+from .output import (ALPHA_CODEC, ALPHA_PIX, CHROMA_420, CODEC_ALIASES, DEFAULT_CODEC, DROP_CONTAINER_META,
+                     HIGH_ALPHA_PIX, HIGH_PIX, MATRIX_IDS, VIDEO_FORMATS, CommitOnSuccess, check_output_path,
+                     colour_tags, pix_bits, write_failure)
 
 @dataclass
 class EncodeStats:
@@ -68,12 +68,14 @@ class VideoWriter(CommitOnSuccess):
 
     def __init__(self, output: str | Path, *, info: VideoInfo, source: Path | None,
                  config: EncodeConfig = EncodeConfig(), overwrite: bool = False,
-                 audio_from: object | None = None) -> None:
-        """``audio_from``: an open input container to take audio from instead of reopening
+                 audio_from: object | None = None, trim_audio: bool = False) -> None:
+        """``trim_audio``: the frames are a part of the source (``--start/--end``): keep only the audio
+        from the first written frame's time to the end of the last one (packet-exact), not the whole
+        track. ``audio_from``: an open input container to take audio from instead of reopening
         ``source`` (a pipe's); see :mod:`vidrestore.media.pipe`."""
         self.path = check_output_path(output, source=source, overwrite=overwrite)
         ext = self.path.suffix.lower()
-        self._init_state(info, config, audio_from)
+        self._init_state(info, config, audio_from, trim_audio)
         self._tmp: Path | None = self.path.with_name(
             f".{self.path.stem}.vidrestore-{secrets.token_hex(4)}{ext}")
         self._ext = ext
@@ -98,7 +100,10 @@ class VideoWriter(CommitOnSuccess):
         self._format = VIDEO_FORMATS[ext]
         self._start(str(self._tmp), source)
 
-    def _init_state(self, info: VideoInfo, config: EncodeConfig, audio_from: object | None) -> None:
+    def _init_state(self, info: VideoInfo, config: EncodeConfig, audio_from: object | None,
+                    trim_audio: bool = False) -> None:
+        self._trim_audio = trim_audio
+        self._audio_end: float | None = None     # trim_audio: end of the last written frame (seconds)
         self.info = info
         self.config = config
         self.stats = EncodeStats()
@@ -206,7 +211,7 @@ class VideoWriter(CommitOnSuccess):
         stream.options = opts
         self._rgb_out = av.VideoFormat(pix).is_rgb
         self._high = pix_bits(pix) > 8   # write Frame.rgb_hi (uint16) when the frame has it
-        self._colour = self._colour_tags()
+        self._colour = colour_tags(self.info)
         if not self._rgb_out:
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = self._colour
         else:   # RGB output: no matrix, but primaries and transfer still describe the pixels
@@ -224,17 +229,6 @@ class VideoWriter(CommitOnSuccess):
             self._audio = AudioMuxer(Path(source), out, self._format, self.stats.warn)
             if self._audio.video_metadata:
                 stream.metadata.update(self._audio.video_metadata)
-
-    def _colour_tags(self) -> tuple[int, int, int, int]:
-        info = self.info
-        matrix = info.decode_matrix or "bt709"
-        derived = {"bt601": 6}.get(matrix, MATRIX_IDS[matrix])
-        # the source's own tag only when the source was YUV (an RGB source reports "gbr")
-        space = COLORSPACE_IDS.get(info.color_space or "", derived) if info.decode_matrix else derived
-        rng = 2 if (info.decode_matrix and info.decode_range == "pc") else 1
-        prim = PRIMARIES_IDS.get(info.color_primaries or "", 2)
-        trc = TRC_IDS.get(info.color_trc or "", 2)
-        return space, rng, prim, trc
 
     # -- writing ---------------------------------------------------------------------------------
     def _to_stored(self, img: np.ndarray) -> np.ndarray:
@@ -281,11 +275,17 @@ class VideoWriter(CommitOnSuccess):
         self._last_pts = pts
         vf.pts = pts
         vf.time_base = self.info.time_base
+        t = float(pts * self.info.time_base)
         try:
+            if self._audio is not None and self._trim_audio:
+                if self._audio_end is None:
+                    self._audio.drop_until(t)            # the range's first frame: audio starts here
+                rate = self.info.avg_rate
+                self._audio_end = t + (1.0 / float(rate) if rate else 0.0)
             for packet in self._stream.encode(vf):
                 self._container.mux(packet)
             if self._audio is not None:
-                self._audio.mux_until(float(pts * self.info.time_base))
+                self._audio.mux_until(t)
         except (av.FFmpegError, OSError) as e:
             raise write_failure(e, self.path) or EncodeError(f"encoding frame {frame.index} failed ({' '.join(str(e).split())[:200]})",
                               path=self.path) from e
@@ -330,7 +330,7 @@ class VideoWriter(CommitOnSuccess):
                 for packet in self._stream.encode(None):
                     self._container.mux(packet)
                 if self._audio is not None:
-                    self._audio.finish()
+                    self._audio.finish(until=self._audio_end if self._trim_audio else None)
                     self.stats.audio_packets = self._audio.packets
                 self._container.close()
                 self._container = None

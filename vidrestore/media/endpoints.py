@@ -63,17 +63,18 @@ def check_target(output: str | Path, *, source: str | Path, encode: EncodeConfig
 
 
 def open_writer(output: str | Path, *, info: VideoInfo, reader, source: str | Path,
-                config: EncodeConfig, overwrite: bool):
+                config: EncodeConfig, overwrite: bool, trim_audio: bool = False):
+    """The writer for ``output``; ``trim_audio``: the frames are a range of the source, so is the audio."""
     audio_from = reader.audio_muxer if isinstance(reader, PipeReader) else None
     src = Path(source) if is_file(source) else None
     if is_stdio(output):
         return PipeWriter(info=info, format=config.format or "", config=config, source=src,
-                          audio_from=audio_from)
+                          audio_from=audio_from, trim_audio=trim_audio)
     if is_sequence_output(output):
         return SequenceWriter(output, info=info, source=source, config=config, overwrite=overwrite)
     from .encode import VideoWriter
     return VideoWriter(output, info=info, source=src, config=config, overwrite=overwrite,
-                       audio_from=audio_from)
+                       audio_from=audio_from, trim_audio=trim_audio)
 
 
 def probe_output(output: str | Path) -> VideoInfo | None:

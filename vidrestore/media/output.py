@@ -15,6 +15,7 @@ import av
 
 from ..config import EncodeConfig
 from ..errors import OutputError
+from ..types import VideoInfo
 from .image import IMAGE_EXTS
 
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -50,6 +51,18 @@ HIGH_ALPHA_PIX = {"ffv1": "gbrap{d}le", "prores_ks": "yuva444p10le"}
 def pix_bits(pix: str) -> int:
     """Bits per component of a pixel format (8 for 'yuv420p', 10 for 'yuv420p10le')."""
     return max(c.bits for c in av.VideoFormat(pix).components)
+
+
+def colour_tags(info: VideoInfo) -> tuple[int, int, int, int]:
+    """(colorspace, range, primaries, transfer) FFmpeg enum values for an output of ``info``'s source:
+    the matrix the frames were decoded with (the source's own tag only when the source was YUV - an RGB
+    source reports "gbr"), full range only when decoded so, primaries and transfer copied (2 =
+    unspecified)."""
+    matrix = info.decode_matrix or "bt709"
+    derived = {"bt601": 6}.get(matrix, MATRIX_IDS[matrix])
+    space = COLORSPACE_IDS.get(info.color_space or "", derived) if info.decode_matrix else derived
+    rng = 2 if (info.decode_matrix and info.decode_range == "pc") else 1
+    return space, rng, PRIMARIES_IDS.get(info.color_primaries or "", 2), TRC_IDS.get(info.color_trc or "", 2)
 
 
 def check_output_path(output: str | Path, *, source: Path | None, overwrite: bool) -> Path:

@@ -114,7 +114,7 @@ class PipeWriter(VideoWriter):
     """Write a stream to a file descriptor (standard output by default) in ``format``."""
 
     def __init__(self, *, info: VideoInfo, format: str, config: EncodeConfig = EncodeConfig(),
-                 source: Path | None = None, audio_from=None, fd: int = 1) -> None:
+                 source: Path | None = None, audio_from=None, fd: int = 1, trim_audio: bool = False) -> None:
         if format not in PIPE_FORMATS:
             raise OutputError(f"cannot stream format '{format}' to a pipe (use -f "
                               f"{'|'.join(('y4m', 'nut', 'matroska', 'mpegts'))})", path=_STDOUT_NAME)
@@ -133,7 +133,7 @@ class PipeWriter(VideoWriter):
         y4m_audio = fmt == "yuv4mpegpipe" and bool(info.audio) and config.copy_audio
         if fmt == "yuv4mpegpipe":
             config = replace(config, copy_audio=False)
-        self._init_state(info, config, audio_from)
+        self._init_state(info, config, audio_from, trim_audio)
         self._format = fmt
         if y4m_audio:
             self.stats.warn("audio dropped (y4m carries video only)")
