@@ -161,16 +161,14 @@ class FrameUpscaler:
                           align=self.info.align, max_batch=self.max_windows)
         y = y.clamp_(0.0, 1.0).permute(0, 2, 3, 1)
         size = self.plan.output_size
-        rgbs, his = [], []
-        for img in y:
-            rgb = img.mul(255.0).round_().to(torch.uint8)
-            rgb = rgb.cpu().numpy() if on_host else rgb.to(frames[0].rgb.device).contiguous()
-            rgbs.append(resize_rgb(rgb, size, method="lanczos"))
-            hi = None
-            if deep:
-                hi = (img.mul(65535.0).round_().to(torch.int32).cpu().numpy().astype(np.uint16) if top > 1
-                      else img.cpu().numpy().astype(np.float32))
-            his.append(None if hi is None else resize_rgb(hi, size, method="lanczos"))
+        his: list = [None] * len(frames)
+        if deep:   # host numpy at the input's precision, from the same float output as the 8-bit frame
+            hi = (y.mul(65535.0).round_().to(torch.int32).cpu().numpy().astype(np.uint16) if top > 1
+                  else y.cpu().numpy().astype(np.float32))
+            his = [resize_rgb(h, size, method="lanczos") for h in hi]
+        y = y.mul_(255.0).round_().to(torch.uint8)
+        rgbs = [resize_rgb(img.cpu().numpy() if on_host else img.to(frames[0].rgb.device).contiguous(), size,
+                           method="lanczos") for img in y]
         return rgbs, his
 
 
