@@ -155,14 +155,14 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike[str], output: str |
             "vidrestore.image_size": str(side)}
     if not isinstance(model_or_path, nn.Module):
         meta["vidrestore.weights"] = str(model_or_path)
-    problems = check_graph(proto, dynamic_batch=dynamic_batch)
-    if problems:
-        raise ExportError("exported graph is not usable: " + "; ".join(problems), path=output)
     if fp16:
         from .precision import convert_to_fp16
 
         proto = convert_to_fp16(proto)
         data = None
+    problems = check_graph(proto, dynamic_batch=dynamic_batch)
+    if problems:
+        raise ExportError("exported graph is not usable: " + "; ".join(problems), path=output)
     if large:
         set_metadata(proto, meta)
         _save(proto, output, external_data=True)
