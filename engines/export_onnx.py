@@ -278,29 +278,25 @@ def ensure_onnx(weights_path: str | os.PathLike[str], *, fp16: bool = False,
 
         weights_path = resolve_weights(str(weights_path))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    importing: list[threading.Thread] = []
-
-    def import_onnx() -> None:
-        # the onnx package takes ~0.6 s to import (ml_dtypes' extension) and only an export needs it:
-        # imported on a thread of its own while the checkpoint is hashed and loaded (which release
-        # the GIL), instead of after them on the restore thread
-        if not importing:
-            importing.append(threading.Thread(target=_import_quietly, args=("onnx",), name="import-onnx",
-                                              daemon=True))
-            importing[0].start()
+    # the onnx package takes ~0.6 s to import (ml_dtypes' extension) and only an export needs it: it is
+    # imported on a thread of its own, started on a first sight of the weights (before hashing) or
+    # once the export is known to be missing, so it overlaps the hash and the checkpoint load where
+    # those leave the GIL free, instead of following them on the restore thread
+    importer = threading.Thread(target=_import_quietly, args=("onnx",), name="import-onnx", daemon=True)
     try:
-        digest = weights_digest(weights_path, folder / "onnx", on_miss=import_onnx)
+        digest = weights_digest(weights_path, folder / "onnx", on_miss=importer.start)
         target = folder / "onnx" / f"gfpgan-{digest}-{'fp16' if fp16 else 'fp32'}-op{opset}-v{EXPORT_FORMAT}.onnx"
         if target.is_file() and target.stat().st_size > 0:
             return target
-        import_onnx()
+        if importer.ident is None:       # not started by the hash
+            importer.start()
         from vidrestore.models import load_gfpgan
 
         model = load_gfpgan(weights_path, device="cpu", dtype=torch.float32)
         return export_onnx(model, target, opset=opset, fp16=fp16)
     finally:
-        for thread in importing:
-            thread.join()
+        if importer.ident is not None:
+            importer.join()
 
 
 def _import_quietly(name: str) -> None:
